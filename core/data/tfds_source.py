@@ -1,0 +1,197 @@
+"""The reference data: tensorflow-datasets `oxford_iiit_pet`, split as the tutorial does.
+
+train = `train[:90%]`, validation = `train[90%:]`, test = `test` (the 90 comes
+from DataConfig.validation_fraction). The data lives in `TFDS_DATA_DIR` if set,
+else `<workspace>/tensorflow_datasets`. Images are read as their stored JPEG
+bytes and decoded by core.images.decode_image, like every other image in
+PetLab. When the dataset is not prepared yet it is downloaded, after a quick
+network probe so that an offline machine gets an OfflineError at once instead
+of minutes of retries.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.config import SPLITS, DataConfig
+from core.data.base import DataSource, digest, parallel_map
+from core.data.splits import check_split, reference_percent
+from core.errors import NotFoundError, OfflineError, PetLabError
+from core.images import decode_image
+from core.net import check_reachable
+from core.progress import ProgressCallback, no_progress
+
+DATASET = "oxford_iiit_pet"
+DATA_DIR_ENV = "TFDS_DATA_DIR"
+# Fallback if the builder module's _BASE_URL cannot be read (it is private to tfds).
+DEFAULT_DOWNLOAD_URL = "https://thor.robots.ox.ac.uk/~vgg/data/pets"
+ALTERNATIVES = (
+    "use --source oxford-files --path <folder with the original images> "
+    "or --source folder --path <folder of class folders>"
+)
+
+
+class TfdsSource(DataSource):
+    """Oxford-IIIT Pet read from a prepared tensorflow-datasets folder."""
+
+    kind = "tfds"
+
+    def __init__(self, builder: Any, validation_fraction: float):
+        self._builder = builder
+        self.class_names = list(builder.info.features["label"].names)
+        self._specs = reference_split_specs(validation_fraction)
+        self._index: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def split_size(self, split: str) -> int:
+        check_split(split)
+        return int(self._builder.info.splits[self._specs[split]].num_examples)
+
+    def labels(self, split: str) -> np.ndarray:
+        return self._scan(split)[0].copy()
+
+    def load(self, split: str, index: int) -> tuple[np.ndarray, int]:
+        self._check_index(split, index)
+        for example in self._examples(split, self._image_decoders(), skip=index, take=1):
+            return _decode_example(example)
+        raise IndexError(f"example {index} of {split} is missing from the prepared dataset")
+
+    def iter_split(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
+        check_split(split)
+        return parallel_map(_decode_example, self._examples(split, self._image_decoders()))
+
+    def item_name(self, split: str, index: int) -> str:
+        self._check_index(split, index)
+        return self._scan(split)[1][index]
+
+    def fingerprint(self) -> str:
+        # A tfds version pins the content; the split strings and sizes pin the split.
+        return digest(
+            {
+                "kind": self.kind,
+                "dataset": self._builder.info.full_name,
+                "classes": self.class_names,
+                "splits": self._specs,
+                "sizes": {split: self.split_size(split) for split in SPLITS},
+            }
+        )
+
+    def _scan(self, split: str) -> tuple[np.ndarray, list[str]]:
+        """Labels and file names of a split, from one pass that skips the images (kept in memory)."""
+        check_split(split)
+        if split not in self._index:
+            import tensorflow_datasets as tfds
+
+            decoders = tfds.decode.PartialDecoding({"label": True, "file_name": True})
+            labels, names = [], []
+            for example in self._examples(split, decoders):
+                labels.append(int(example["label"]))
+                names.append(example["file_name"].decode("utf-8"))
+            self._index[split] = (np.array(labels, dtype=np.int64), names)
+        return self._index[split]
+
+    @staticmethod
+    def _image_decoders() -> Any:
+        import tensorflow_datasets as tfds
+
+        # Skip tfds's own JPEG decoding (and the segmentation masks entirely): decode_image does it.
+        return tfds.decode.PartialDecoding(
+            {"image": True, "label": True, "file_name": True}, decoders={"image": tfds.decode.SkipDecoding()}
+        )
+
+    def _examples(self, split: str, decoders: Any, skip: int = 0, take: int | None = None) -> Iterator[dict]:
+        import tensorflow_datasets as tfds
+
+        dataset = self._builder.as_dataset(split=self._specs[split], decoders=decoders, shuffle_files=False)
+        if skip:
+            dataset = dataset.skip(skip)
+        if take is not None:
+            dataset = dataset.take(take)
+        return iter(tfds.as_numpy(dataset))
+
+
+def _decode_example(example: dict) -> tuple[np.ndarray, int]:
+    name = example["file_name"].decode("utf-8")
+    return decode_image(bytes(example["image"]), name), int(example["label"])
+
+
+def reference_split_specs(validation_fraction: float) -> dict[str, str]:
+    """tfds split strings for train / validation / test, e.g. train[:90%], train[90%:], test."""
+    percent = f"{reference_percent(validation_fraction):g}"
+    return {"train": f"train[:{percent}%]", "validation": f"train[{percent}%:]", "test": "test"}
+
+
+def tfds_data_dir(workspace: Path, path: str | os.PathLike[str] | None = None) -> Path:
+    """The tfds data folder: `path`, else $TFDS_DATA_DIR, else <workspace>/tensorflow_datasets."""
+    chosen = path or os.environ.get(DATA_DIR_ENV) or Path(workspace) / "tensorflow_datasets"
+    return Path(chosen).expanduser().resolve()
+
+
+def download_url() -> str:
+    """The host tfds downloads the Oxford-IIIT Pet archives from."""
+    try:
+        from tensorflow_datasets.datasets.oxford_iiit_pet import oxford_iiit_pet_dataset_builder as module
+
+        return str(module._BASE_URL)
+    except (ImportError, AttributeError):
+        return DEFAULT_DOWNLOAD_URL
+
+
+def open_tfds(
+    workspace: Path,
+    config: DataConfig,
+    path: str | os.PathLike[str] | None = None,
+    progress: ProgressCallback | None = None,
+    download: bool = True,
+) -> TfdsSource:
+    """Open the prepared dataset, downloading and preparing it first if allowed."""
+    import tensorflow_datasets as tfds
+
+    data_dir = tfds_data_dir(workspace, path)
+    builder = tfds.builder(DATASET, data_dir=os.fspath(data_dir))
+    if not builder.is_prepared():
+        _download_and_prepare(builder, data_dir, progress or no_progress, download)
+    return TfdsSource(builder, config.validation_fraction)
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    import tensorflow_datasets as tfds
+
+    return (tfds.download.DownloadError, requests.exceptions.RequestException, ConnectionError, TimeoutError)
+
+
+def _download_and_prepare(builder: Any, data_dir: Path, progress: ProgressCallback, download: bool) -> None:
+    import tensorflow_datasets as tfds
+
+    if not download:
+        raise NotFoundError(
+            f"The Oxford-IIIT Pet dataset is not prepared in {data_dir}; allow the download, "
+            f"point {DATA_DIR_ENV} at a prepared copy, or {ALTERNATIVES}."
+        )
+    if not check_reachable(download_url()):
+        raise OfflineError(
+            "The Oxford-IIIT Pet dataset is not on this machine and it cannot be downloaded (no network); "
+            f"{ALTERNATIVES}, or connect and try again."
+        )
+    stage = "downloading and preparing the Oxford-IIIT Pet dataset (about 800 MB)"
+    progress(stage, 0, None)
+    # try_download_gcs=False: fetch from the host just probed, not from a bucket that may be blocked.
+    config = tfds.download.DownloadConfig(try_download_gcs=False)
+    try:
+        builder.download_and_prepare(download_dir=os.fspath(data_dir / "downloads"), download_config=config)
+    except _network_errors() as exc:
+        raise OfflineError(
+            f"Downloading the Oxford-IIIT Pet dataset failed ({type(exc).__name__}); "
+            f"check the connection and try again, or {ALTERNATIVES}."
+        ) from None
+    except OSError as exc:
+        raise PetLabError(
+            f"Preparing the Oxford-IIIT Pet dataset in {data_dir} failed ({exc.strerror or exc}); "
+            f"free disk space or choose another folder with {DATA_DIR_ENV}."
+        ) from None
+    progress(stage, 1, 1)

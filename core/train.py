@@ -1,0 +1,246 @@
+"""Head training and fine-tuning, run by whichever process claims a queued run.
+
+A run is first queued in the registry with its full config. Then a worker
+process (the `train`/`finetune` command itself, or `python -m core worker` that
+the dashboard spawns) claims it, trains, and reports every epoch and batch back
+to the registry, which is all the dashboard reads. Only one run executes at a
+time: claiming is atomic in the registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from core import config as cfg
+from core.augment import build_augmentation
+from core.backbones import get_backbone
+from core.device import configure_device, distribution_strategy
+from core.errors import BadInputError, PetLabError
+from core.evaluate import evaluate_model, summary_metrics
+from core.model import build_model, compile_model, load_model, unfreeze_model
+from core.pipeline import load_split_arrays, make_dataset
+from core.progress import ProgressCallback, no_progress
+from core.registry import RunRecord, RunStore
+from core.workspace import atomic_write_json, read_json
+
+Printer = Callable[[str], None]
+PROGRESS_INTERVAL_S = 0.5
+
+
+class RegistryReporter(keras.callbacks.Callback):
+    """Writes epochs and in-epoch progress to the registry; stops at the next batch on cancel."""
+
+    def __init__(self, store: RunStore, run_id: int, epochs: int, steps: int, say: Printer) -> None:
+        super().__init__()
+        self.store, self.run_id, self.epochs, self.steps, self.say = store, run_id, epochs, steps, say
+        self.cancelled = False
+        self._epoch = 0
+        self._epoch_start = 0.0
+        self._last_report = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch, self._epoch_start = epoch + 1, time.monotonic()
+        self.store.set_progress(self.run_id, epoch=self._epoch, epochs=self.epochs, step=0, steps=self.steps)
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        now = time.monotonic()
+        if now - self._last_report < PROGRESS_INTERVAL_S:
+            return
+        self._last_report = now
+        self.store.set_progress(
+            self.run_id, epoch=self._epoch, epochs=self.epochs, step=batch + 1, steps=self.steps
+        )
+        if self.store.cancel_requested(self.run_id):
+            self.cancelled = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        seconds = time.monotonic() - self._epoch_start
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        self.store.log_epoch(self.run_id, epoch + 1, metrics, seconds)
+        shown = " ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "learning_rate")
+        self.say(f"epoch {epoch + 1}/{self.epochs}: {shown} ({seconds:.1f} s)")
+
+
+def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
+    """Validate a head-training request and queue it; returns the run id."""
+    backbone = get_backbone(train.backbone)
+    if train.epochs < 1 or train.batch_size < 1 or train.lr <= 0:
+        raise BadInputError("Epochs, batch size and learning rate must all be positive.")
+    if data.source not in cfg.SOURCES:
+        raise BadInputError(f"Unknown source {data.source!r}; choose one of: {', '.join(cfg.SOURCES)}.")
+    build_augmentation(train.augment)  # fails early on a bad spec
+    image_size = train.image_size or backbone.image_size
+    if image_size < 32:
+        raise BadInputError(f"Image size {image_size} is too small; use at least 32 px.")
+    train_values = cfg.to_dict(train) | {"backbone": backbone.name, "image_size": image_size}
+    return store.create("head", {"data": cfg.to_dict(data), "train": train_values})
+
+
+def queue_finetune_run(store: RunStore, parent_id: int, finetune: cfg.FinetuneConfig) -> int:
+    """Validate a fine-tuning request on a finished run and queue it; returns the run id."""
+    parent = store.get(parent_id)
+    if parent.status != "done":
+        raise BadInputError(f"Run {parent_id} is {parent.status}; fine-tune from a finished (done) run.")
+    if not (store.run_dir(parent_id) / "model.keras").is_file():
+        raise BadInputError(f"Run {parent_id} has no saved model; train a new head run first.")
+    if finetune.epochs < 1 or finetune.lr <= 0:
+        raise BadInputError("Fine-tuning epochs and learning rate must be positive.")
+    if str(finetune.unfreeze).lower() != "all" and not str(finetune.unfreeze).isdigit():
+        raise BadInputError(f"--unfreeze takes a number of layers or 'all', not {finetune.unfreeze!r}.")
+    config = {
+        "data": parent.config["data"],
+        "train": parent.config["train"],
+        "finetune": cfg.to_dict(finetune),
+    }
+    return store.create("finetune", config, parent=parent_id)
+
+
+def run_queue(
+    store: RunStore,
+    until: int | None = None,
+    say: Printer = print,
+    progress: ProgressCallback = no_progress,
+    poll_s: float = 1.0,
+) -> None:
+    """Execute queued runs one at a time; return when `until` has ended (or the queue is empty)."""
+    announced = False
+    while True:
+        if until is not None and store.get(until).status not in ("queued", "running"):
+            return
+        record = store.claim_next_queued()
+        if record is None:
+            if until is None:
+                return
+            active = store.active()
+            if active is not None and not announced:
+                say(f"waiting: run {active.id} is training; run {until} is queued behind it")
+                announced = True
+            time.sleep(poll_s)
+            continue
+        execute_run(store, record, say=say, progress=progress)
+
+
+def execute_run(store: RunStore, record: RunRecord, say: Printer = print, progress=no_progress) -> None:
+    """Train one claimed run to its end, recording done / failed / cancelled."""
+    try:
+        configure_device()
+        if record.kind == "head":
+            status, metrics = _train_head(store, record, say, progress)
+        else:
+            status, metrics = _finetune(store, record, say, progress)
+        store.finish(record.id, status, metrics)
+        say(f"run {record.id} {status}")
+    except PetLabError as exc:
+        store.finish(record.id, "failed", error=str(exc))
+        raise
+    except Exception as exc:  # a bug or a resource problem: record it, then let it surface
+        store.finish(record.id, "failed", error=f"Training failed: {type(exc).__name__}: {exc}"[:500])
+        raise
+
+
+def _fit(store, record, model, arrays, num_classes, epochs, batch_size, patience, augment, seed, say):
+    run_dir = store.run_dir(record.id)
+    augmentation = build_augmentation(augment, seed=seed)
+    train_images, train_labels = arrays["train"]
+    val_images, val_labels = arrays["validation"]
+    train_ds = make_dataset(
+        train_images,
+        train_labels,
+        num_classes,
+        batch_size,
+        training=True,
+        augmentation=augmentation,
+        seed=seed,
+    )
+    val_ds = make_dataset(val_images, val_labels, num_classes, batch_size)
+    steps = int(train_ds.cardinality().numpy())
+    reporter = RegistryReporter(store, record.id, epochs, steps, say)
+    callbacks = [
+        # patience 0 turns early stopping off but still restores the best epoch's weights.
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience or epochs, restore_best_weights=True, verbose=0
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
+        reporter,
+    ]
+    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
+    val_acc = history.history.get("val_accuracy", [])
+    val_loss = history.history.get("val_loss", [])
+    metrics = {"epochs_run": len(val_loss)}
+    if val_loss:
+        best = int(np.argmin(val_loss))
+        metrics |= {"best_epoch": best + 1, "best_val_loss": float(val_loss[best])}
+        metrics |= {"best_val_accuracy": float(val_acc[best]), "max_val_accuracy": float(max(val_acc))}
+    return ("cancelled" if reporter.cancelled else "done"), metrics
+
+
+def _save_artifacts(store: RunStore, record: RunRecord, model: keras.Model, class_names: list[str]) -> None:
+    run_dir = store.run_dir(record.id)
+    tmp = run_dir / ".model.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, run_dir / "model.keras")
+    atomic_write_json(run_dir / "class_names.json", class_names)
+    atomic_write_json(
+        run_dir / "config.json", {"kind": record.kind, "parent": record.parent, **record.config}
+    )
+    atomic_write_json(run_dir / "history.json", store.history(record.id))
+
+
+def _train_head(store, record, say, progress):
+    data = cfg.from_dict(cfg.DataConfig, record.config["data"])
+    train = cfg.from_dict(cfg.TrainConfig, record.config["train"])
+    keras.utils.set_random_seed(train.seed)
+    source, arrays = load_split_arrays(data, store.workspace, train.image_size, progress)
+    num_classes = len(source.class_names)
+    with distribution_strategy().scope():
+        model = build_model(
+            get_backbone(train.backbone), num_classes, train.image_size, train.weights, train.dropout
+        )
+        compile_model(model, train.lr)
+    say(f"run {record.id}: head training {train.backbone} on {data.source}, {num_classes} classes")
+    status, metrics = _fit(
+        store, record, model, arrays, num_classes, train.epochs, train.batch_size,
+        train.patience, train.augment, train.seed, say,
+    )  # fmt: skip
+    _save_artifacts(store, record, model, source.class_names)
+    return status, metrics | _evaluate_after_training(store, record, model, source.class_names, arrays)
+
+
+def _finetune(store, record, say, progress):
+    data = cfg.from_dict(cfg.DataConfig, record.config["data"])
+    train = cfg.from_dict(cfg.TrainConfig, record.config["train"])
+    finetune = cfg.from_dict(cfg.FinetuneConfig, record.config["finetune"])
+    keras.utils.set_random_seed(finetune.seed)
+    source, arrays = load_split_arrays(data, store.workspace, train.image_size, progress)
+    class_names = read_json(store.run_dir(record.parent) / "class_names.json")
+    if class_names != source.class_names:
+        raise BadInputError(
+            f"The data of run {record.parent} has changed since it was trained; train a new head run."
+        )
+    with distribution_strategy().scope():
+        model = load_model(store.run_dir(record.parent) / "model.keras")
+        opened = unfreeze_model(model, finetune.unfreeze)
+        compile_model(model, finetune.lr)
+    say(f"run {record.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")
+    status, metrics = _fit(
+        store, record, model, arrays, len(class_names), finetune.epochs, finetune.batch_size or train.batch_size,
+        finetune.patience, train.augment, finetune.seed, say,
+    )  # fmt: skip
+    _save_artifacts(store, record, model, class_names)
+    return status, metrics | {"unfrozen_layers": opened} | _evaluate_after_training(
+        store, record, model, class_names, arrays
+    )
+
+
+def _evaluate_after_training(store, record, model, class_names, arrays) -> dict:
+    images, labels = arrays["test"]
+    report = evaluate_model(model, images, labels, class_names)
+    atomic_write_json(store.run_dir(record.id) / "evaluation.json", report)
+    return summary_metrics(report)

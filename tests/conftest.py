@@ -1,0 +1,96 @@
+"""Shared fixtures that generate small image data sets on the fly (no network, no /work/shared)."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Three Oxford breeds (two cats, one dog) with a distinct colour each, so labels can be checked from pixels.
+SAMPLE_BREEDS = {"Abyssinian": (200, 40, 40), "beagle": (40, 200, 40), "Bengal": (40, 40, 200)}
+PER_BREED = 10
+
+
+def save_image(
+    path: Path, color: tuple[int, int, int], size: tuple[int, int] = (24, 18), fmt: str = "JPEG"
+) -> Path:
+    """Write a small solid-colour image (with a little noise) in `fmt`, whatever the file's extension."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(zlib.crc32(path.name.encode()))
+    pixels = np.clip(np.array(color) + rng.integers(-10, 10, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels)
+    if fmt == "CMYK":
+        image.convert("CMYK").save(path, format="JPEG")
+    elif fmt == "PNG":
+        image.convert("RGBA").save(path, format="PNG")
+    else:
+        image.save(path, format=fmt)
+    return path
+
+
+def write_oxford_images(folder: Path) -> Path:
+    """Oxford-named images (3 breeds × 10), odd formats behind .jpg names, and junk to be ignored."""
+    for breed, color in SAMPLE_BREEDS.items():
+        for number in range(1, PER_BREED + 1):
+            save_image(folder / f"{breed}_{number}.jpg", color, size=(20 + number, 16 + 2 * number))
+    # Like some original Oxford files: a PNG with alpha, a GIF and a CMYK JPEG behind a .jpg name.
+    save_image(folder / "Abyssinian_5.jpg", SAMPLE_BREEDS["Abyssinian"], fmt="PNG")
+    save_image(folder / "beagle_7.jpg", SAMPLE_BREEDS["beagle"], fmt="GIF")
+    save_image(folder / "Bengal_3.jpg", SAMPLE_BREEDS["Bengal"], fmt="CMYK")
+    (folder / "._Abyssinian_1.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    (folder / "Abyssinian_100.mat").write_bytes(b"MATLAB")
+    (folder / "notes.txt").write_text("not an image")
+    save_image(folder / "IMG_0001.jpg", (0, 0, 0))
+    return folder
+
+
+def write_oxford_annotations(root: Path) -> Path:
+    """`root/annotations/` like the original: trainval.txt (numbers 1-7), test.txt (8-10), trimaps."""
+    from core.data import OXFORD_BREEDS
+
+    annotations = root / "annotations"
+    (annotations / "trimaps").mkdir(parents=True)
+    lists: dict[str, list[str]] = {"trainval.txt": [], "test.txt": []}
+    for breed in SAMPLE_BREEDS:
+        class_id, species_id = OXFORD_BREEDS.index(breed) + 1, 1 if breed[0].isupper() else 2
+        for number in range(1, PER_BREED + 1):
+            name = f"{breed}_{number}"
+            lists["trainval.txt" if number <= 7 else "test.txt"].append(f"{name} {class_id} {species_id} 1")
+            Image.new("L", (8, 8), 1).save(annotations / "trimaps" / f"{name}.png")
+    for file_name, lines in lists.items():
+        (annotations / file_name).write_text("\n".join(lines) + "\n")
+    return annotations
+
+
+@pytest.fixture
+def oxford_images(tmp_path: Path) -> Path:
+    """A folder of Oxford-named images without annotations (see write_oxford_images)."""
+    return write_oxford_images(tmp_path / "oxford" / "images")
+
+
+@pytest.fixture
+def oxford_dataset(oxford_images: Path) -> Path:
+    """The folder holding `images/` and `annotations/`, laid out like the original release."""
+    write_oxford_annotations(oxford_images.parent)
+    return oxford_images.parent
+
+
+@pytest.fixture
+def class_folders(tmp_path: Path) -> Path:
+    """A person's own images: `pets/<class>/*.jpg` for three classes of different sizes."""
+    root = tmp_path / "pets"
+    for name, count, color in (
+        ("cat", 12, (200, 40, 40)),
+        ("dog", 10, (40, 200, 40)),
+        ("rabbit", 8, (40, 40, 200)),
+    ):
+        for number in range(count):
+            save_image(root / name / f"{name}{number:02d}.jpg", color)
+    (root / "dog" / ".DS_Store").write_bytes(b"junk")
+    (root / ".hidden").mkdir()
+    save_image(root / ".hidden" / "x.jpg", (0, 0, 0))
+    (root / "empty").mkdir()
+    return root
