@@ -4,7 +4,7 @@ import os
 import sys
 
 # Quiet TensorFlow's C++ start-up logs before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from core.cli import main  # noqa: E402
 

@@ -21,18 +21,22 @@ def check_reachable(url: str, timeout: float = 5.0) -> bool:
     host, port = _endpoint(url)
     if not host:
         return False
-    reached = threading.Event()
+    finished = threading.Event()
+    reached: list[bool] = []
 
     def connect() -> None:
         try:
             with socket.create_connection((host, port), timeout=timeout):
-                reached.set()
+                reached.append(True)
         except OSError:
             pass
+        finally:
+            finished.set()
 
     # Name resolution ignores socket timeouts, so the whole attempt runs on a thread we stop waiting for.
     threading.Thread(target=connect, daemon=True, name="petlab-net-probe").start()
-    return reached.wait(timeout)
+    finished.wait(timeout)
+    return bool(reached)
 
 
 def _endpoint(url: str) -> tuple[str | None, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
 import tarfile
 import time
@@ -18,7 +19,7 @@ from core.config import SPLITS, DataConfig
 from core.data import OXFORD_BREEDS, ImageCache, open_source, species, stratified_split
 from core.data.splits import reference_train_count, tfds_order
 from core.data.tfds_source import reference_split_specs
-from core.errors import BadInputError, NotFoundError, OfflineError
+from core.errors import BadImageError, BadInputError, NotFoundError, OfflineError
 from core.net import check_reachable
 
 COLORS = {name: np.array(color) for name, color in SAMPLE_BREEDS.items()}
@@ -284,18 +285,21 @@ def tfds_workspace(tmp_path_factory):
     write_oxford_annotations(originals)
     workspace = tmp_path_factory.mktemp("ws")
     stages = []
+    no_env = mock.patch.dict(
+        os.environ, {key: v for key, v in os.environ.items() if key != "TFDS_DATA_DIR"}, clear=True
+    )
     fake_download = mock.patch.object(
         tfds.download.DownloadManager,
         "download_and_extract",
         lambda self, urls: {key: str(originals) for key in urls},
     )
-    with fake_download, mock.patch("core.data.tfds_source.check_reachable", return_value=True):
+    with no_env, fake_download, mock.patch("core.data.tfds_source.check_reachable", return_value=True):
         open_source("tfds", workspace=workspace, progress=lambda s, d, t: stages.append((s, d, t)))
     assert stages[0][1:] == (0, None) and stages[-1][1:] == (1, 1)
     return workspace, originals
 
 
-def test_tfds_source_has_the_reference_splits(tfds_workspace, monkeypatch):
+def test_tfds_source_has_the_reference_splits(tfds_workspace, monkeypatch, tmp_path):
     workspace, _ = tfds_workspace
     monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
     with mock.patch("core.data.tfds_source.check_reachable", side_effect=AssertionError("probed")):
@@ -309,10 +313,14 @@ def test_tfds_source_has_the_reference_splits(tfds_workspace, monkeypatch):
     assert label == source.labels("validation")[1]
     assert OXFORD_BREEDS[label] == source.item_name("validation", 1).rsplit("_", 1)[0]
     assert source.describe()["sizes"] == {"train": 19, "validation": 2, "test": 9}
+    monkeypatch.setenv("TFDS_DATA_DIR", str(workspace / "tensorflow_datasets"))
+    elsewhere = open_source("tfds", workspace=tmp_path / "other", download=False)
+    assert elsewhere.fingerprint() == source.fingerprint()
 
 
-def test_oxford_files_split_exactly_like_tfds(tfds_workspace):
+def test_oxford_files_split_exactly_like_tfds(tfds_workspace, monkeypatch):
     workspace, originals = tfds_workspace
+    monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
     tfds_source = open_source("tfds", workspace=workspace, download=False)
     files_source = open_source("oxford-files", str(originals), workspace=workspace)
     for split in SPLITS:
@@ -344,9 +352,11 @@ def test_check_reachable_answers_quickly():
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     started = time.monotonic()
-    assert not check_reachable(f"https://127.0.0.1:{port}/", timeout=2)
-    assert not check_reachable("https://petlab.invalid/", timeout=2)
-    assert time.monotonic() - started < 5
+    assert not check_reachable(f"https://127.0.0.1:{port}/", timeout=3)
+    assert time.monotonic() - started < 1  # a refusal is an answer: no waiting for the timeout
+    started = time.monotonic()
+    assert not check_reachable("https://petlab.invalid/", timeout=1)
+    assert time.monotonic() - started < 2
 
 
 # --- image cache -------------------------------------------------------------------------------------
@@ -414,3 +424,12 @@ def test_cache_of_an_empty_split(class_folders, tmp_path):
     source = open_source("folder", str(class_folders), workspace=tmp_path, data_config=config)
     images, labels = ImageCache(tmp_path).get(source, "validation", 8)
     assert images.shape == (0, 8, 8, 3) and labels.shape == (0,)
+
+
+def test_a_damaged_file_stops_the_cache_with_its_name(class_folders, tmp_path):
+    (class_folders / "dog" / "dog03.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    source = open_source("folder", str(class_folders), workspace=tmp_path)
+    split = next(s for s in SPLITS if "dog03.jpg" in all_names(source, s))
+    with pytest.raises(BadImageError, match=r"^dog03\.jpg is damaged"):
+        ImageCache(tmp_path).get(source, split, 8)
+    assert list(ImageCache(tmp_path).root.iterdir()) == []

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -96,11 +97,11 @@ def parallel_map(
     """`map(fn, items)` on worker threads, in order, with at most `window` results pending."""
     workers = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = []
+        pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
             if len(pending) >= window:
-                yield pending.pop(0).result()
+                yield pending.popleft().result()
         for future in pending:
             yield future.result()
 

@@ -58,7 +58,10 @@ class TfdsSource(DataSource):
         self._check_index(split, index)
         for example in self._examples(split, self._image_decoders(), skip=index, take=1):
             return _decode_example(example)
-        raise IndexError(f"example {index} of {split} is missing from the prepared dataset")
+        raise PetLabError(
+            f"Example {index} of the {split} split is missing from the prepared Oxford-IIIT Pet dataset; "
+            "delete its tensorflow_datasets folder and prepare it again."
+        )
 
     def iter_split(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
         check_split(split)

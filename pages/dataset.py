@@ -1,0 +1,132 @@
+"""Dataset page: classes, split sizes, label counts, random samples and one image at full size."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from core.config import SPLITS
+from core.dashboard import SPECIES_COLORS, label_counts, sample_indices, species_of, thumbnail
+from core.data import DataSource
+from core.errors import NotFoundError, PetLabError
+from ui import state
+from ui.widgets import ProgressBar
+
+SAMPLES = 12
+GRID_COLUMNS = 6
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tuple[np.ndarray, int, str]:
+    """(full-size image, label, file name) of one example; `key` names the source for the cache."""
+    image, label = _source.load(split, index)
+    return image, label, _source.item_name(split, index)
+
+
+def open_source() -> DataSource:
+    """The sidebar's source, opened with a progress bar; stops the page with a clear message."""
+    data = state.data_config()
+    slot = state.source_slot(data)
+    if slot.opened is not None:
+        return slot.opened
+    bar = ProgressBar()
+    try:
+        return slot.open(progress=bar, download=False)
+    except NotFoundError as exc:
+        if data.source != "tfds":
+            state.show_error(exc)
+            st.stop()
+        st.info(str(exc), icon=":material/download:")
+        if not st.button("Download and prepare the dataset", key="prepare_dataset", type="primary"):
+            st.stop()
+    except PetLabError as exc:
+        state.show_error(exc)
+        st.caption("Choose another dataset source or folder in the sidebar.")
+        st.stop()
+    finally:
+        bar.clear()
+    bar = ProgressBar()
+    try:
+        return slot.open(progress=bar, download=True)
+    except PetLabError as exc:  # offline: OfflineError names the other sources
+        state.show_error(exc)
+        st.stop()
+    finally:
+        bar.clear()
+
+
+def counts_chart(description: dict) -> None:
+    st.subheader("Label counts")
+    left, right = st.columns(2)
+    split = left.segmented_control(
+        "Split", ["all", *SPLITS], default="train", key="counts_split", persist_state="session"
+    )
+    order = right.segmented_control(
+        "Sort by", ["count", "name", "species"], default="count", key="counts_sort", persist_state="session"
+    )
+    table = label_counts(description)
+    if split and split != "all":
+        table = table[table["split"] == split]
+    table = table.groupby(["class", "species"], as_index=False)["count"].sum()
+    if order == "name":
+        table = table.sort_values("class", key=lambda c: c.str.lower())
+    elif order == "species":
+        table = table.sort_values(["species", "count"], ascending=[True, False])
+    else:
+        table = table.sort_values("count", ascending=False)
+    fig = px.bar(
+        table, x="class", y="count", color="species", color_discrete_map=SPECIES_COLORS,
+        category_orders={"class": table["class"].tolist()}, labels={"class": "breed", "count": "images"},
+    )  # fmt: skip
+    fig.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_tickangle=-45)
+    st.plotly_chart(fig, key="label_counts_chart")
+
+
+def sample_grid(source: DataSource, key: tuple) -> None:
+    st.subheader("Random samples")
+    classes = source.class_names
+    kinds = sorted({species_of(name) for name in classes})
+    cols = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+    split = cols[0].selectbox("Split", SPLITS, key="sample_split", persist_state="session")
+    kind = cols[1].selectbox("Species", ["all", *kinds], key="sample_species", persist_state="session")
+    shown = [n for n in classes if kind == "all" or species_of(n) == kind]
+    breed = cols[2].selectbox("Breed", ["all", *shown], key="sample_breed", persist_state="session")
+    if cols[3].button("Reshuffle", key="reshuffle_samples", icon=":material/shuffle:"):
+        st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
+    indices = sample_indices(
+        source.labels(split), classes, SAMPLES, st.session_state.get("sample_seed", 0),
+        breed=None if breed == "all" else breed, species_name=None if kind == "all" else kind,
+    )  # fmt: skip
+    if not indices:
+        st.info("No images in this split match the filter.")
+        return
+    examples = {i: load_example(source, key, split, i) for i in indices}
+    grid = st.columns(GRID_COLUMNS)
+    for n, (image, label, name) in enumerate(examples.values()):
+        grid[n % GRID_COLUMNS].image(thumbnail(image, 200), caption=f"{classes[label]} · {name}")
+
+    st.subheader("Full size")
+    chosen = st.selectbox(
+        "Image",
+        indices,
+        format_func=lambda i: f"{examples[i][2]} ({classes[examples[i][1]]})",
+        key="full_image",
+    )
+    image, label, name = examples[chosen]
+    height, width, channels = image.shape
+    st.markdown(f"**{classes[label]}** · `{name}` · shape **{height} × {width} × {channels}** (uint8 RGB)")
+    st.image(image, caption=f"{name}: {width}×{height} px")
+
+
+st.title("Dataset")
+source = open_source()
+description = source.describe()
+sizes = description["sizes"]
+metrics = st.columns(4)
+metrics[0].metric("Classes", len(description["classes"]))
+for column, split in zip(metrics[1:], SPLITS, strict=True):
+    column.metric(f"{split.capitalize()} images", sizes[split])
+counts_chart(description)
+data = state.data_config()
+sample_grid(source, (data.source, data.path, str(state.workspace())))

@@ -1,0 +1,110 @@
+"""Session-state keys of the shared settings, the configs they make, and cached resources.
+
+The sidebar (app.py) owns the widgets; every page reads the settings through
+these functions, so a value chosen once holds on every page. Defaults come
+from core.config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from core import config as cfg
+from core.backbones import get_backbone
+from core.dashboard import TOP_LAYERS_SUGGESTION, SourceSlot, unfreeze_choice
+from core.errors import PetLabError
+from core.registry import RunStore
+from core.workspace import resolve_workspace
+
+# Widget keys (also the handles a browser test or AppTest uses).
+SOURCE = "data_source"
+PATH = "data_path"
+BACKBONE = "backbone"
+WEIGHTS = "weights"
+IMAGE_SIZE = "image_size"
+EPOCHS = "epochs"
+LR = "lr"
+BATCH_SIZE = "batch_size"
+PATIENCE = "patience"
+FT_EPOCHS = "ft_epochs"
+FT_LR = "ft_lr"
+FT_UNFREEZE = "ft_unfreeze"  # "all" or "top"
+FT_LAYERS = "ft_layers"
+# Not a widget: the Augmentation page writes it, head training reads it.
+AUGMENT = "augment_spec"
+
+WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "None (random start)"}
+
+
+def workspace() -> Path:
+    """The workspace folder ($PETLAB_WORKSPACE or ./workspace)."""
+    return resolve_workspace()
+
+
+@st.cache_resource(show_spinner=False)
+def _store(path: str) -> RunStore:
+    return RunStore(Path(path))
+
+
+def store() -> RunStore:
+    """The run registry of the workspace, one per server process."""
+    return _store(str(workspace()))
+
+
+@st.cache_resource(show_spinner=False)
+def _source_slot(kind: str, path: str, workspace_path: str) -> SourceSlot:
+    return SourceSlot(cfg.DataConfig(source=kind, path=path or None), Path(workspace_path))
+
+
+def source_slot(data: cfg.DataConfig | None = None) -> SourceSlot:
+    """The shared, lazily opened data source for (kind, path, workspace)."""
+    data = data or data_config()
+    return _source_slot(data.source, data.path or "", str(workspace()))
+
+
+def augment_spec() -> str:
+    """The augmentation spec chosen on the Augmentation page (default: core.config)."""
+    return st.session_state.get(AUGMENT, cfg.TRAIN.augment)
+
+
+def data_config() -> cfg.DataConfig:
+    """The data settings of the sidebar."""
+    source = st.session_state.get(SOURCE, cfg.DATA.source)
+    text = (st.session_state.get(PATH) or "").strip()
+    path = str(Path(text).expanduser().resolve()) if text else None
+    return cfg.DataConfig(source=source, path=path)
+
+
+def train_config() -> cfg.TrainConfig:
+    """The head-training settings of the sidebar plus the chosen augmentation."""
+    t, s = cfg.TRAIN, st.session_state
+    return cfg.TrainConfig(
+        backbone=s.get(BACKBONE, t.backbone),
+        weights=s.get(WEIGHTS, t.weights),
+        image_size=int(
+            s.get(IMAGE_SIZE) or t.image_size or get_backbone(s.get(BACKBONE, t.backbone)).image_size
+        ),
+        epochs=int(s.get(EPOCHS, t.epochs)),
+        lr=float(s.get(LR, t.lr)),
+        batch_size=int(s.get(BATCH_SIZE, t.batch_size)),
+        patience=int(s.get(PATIENCE, t.patience)),
+        augment=augment_spec(),
+    )
+
+
+def finetune_config() -> cfg.FinetuneConfig:
+    """The fine-tuning settings of the sidebar."""
+    f, s = cfg.FINETUNE, st.session_state
+    all_layers, default_layers = unfreeze_choice(f.unfreeze)
+    mode = s.get(FT_UNFREEZE, "all" if all_layers else "top")
+    unfreeze = "all" if mode == "all" else str(int(s.get(FT_LAYERS, default_layers or TOP_LAYERS_SUGGESTION)))
+    return cfg.FinetuneConfig(
+        epochs=int(s.get(FT_EPOCHS, f.epochs)), lr=float(s.get(FT_LR, f.lr)), unfreeze=unfreeze
+    )
+
+
+def show_error(exc: PetLabError) -> None:
+    """Show a PetLab error as its one sentence (never a traceback)."""
+    st.error(str(exc), icon=":material/error:")
