@@ -96,10 +96,10 @@ st.set_page_config(page_title="PetLab", page_icon="🐾", layout="wide")
 st.session_state.setdefault(state.AUGMENT, cfg.TRAIN.augment)
 
 pages = [
-    st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:", default=True),
-    st.Page("pages/augmentation.py", title="Augmentation", icon=":material/auto_fix_high:"),
-    st.Page("pages/training.py", title="Training", icon=":material/model_training:"),
-    st.Page("pages/predict.py", title="Predict", icon=":material/search:"),
+    st.Page("views/dataset.py", title="Dataset", icon=":material/photo_library:", default=True),
+    st.Page("views/augmentation.py", title="Augmentation", icon=":material/auto_fix_high:"),
+    st.Page("views/training.py", title="Training", icon=":material/model_training:"),
+    st.Page("views/predict.py", title="Predict", icon=":material/search:"),
 ]
 page = st.navigation(pages)
 

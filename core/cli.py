@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except PetLabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
     except KeyboardInterrupt:
         print("error: interrupted; the run is marked failed and earlier runs are intact.", file=sys.stderr)
         return EXIT_FAILED

@@ -72,7 +72,7 @@ def classification_report(probabilities: np.ndarray, labels: np.ndarray, class_n
         2 * precision * recall, f1_denominator, out=np.zeros(num_classes), where=f1_denominator > 0
     )
     return {
-        "count": int(len(labels)),
+        "count": len(labels),
         "loss": loss,
         "accuracy": float(np.mean(predicted == labels)) if len(labels) else float("nan"),
         "top5_accuracy": float(np.mean((top_k == labels[:, None]).any(axis=1)))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -229,8 +228,9 @@ def _finetune(store, record, say, progress):
         opened = unfreeze_model(model, finetune.unfreeze)
         compile_model(model, finetune.lr)
     say(f"run {record.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")
+    batch_size = finetune.batch_size or train.batch_size
     status, metrics = _fit(
-        store, record, model, arrays, len(class_names), finetune.epochs, finetune.batch_size or train.batch_size,
+        store, record, model, arrays, len(class_names), finetune.epochs, batch_size,
         finetune.patience, train.augment, finetune.seed, say,
     )  # fmt: skip
     _save_artifacts(store, record, model, class_names)

@@ -19,7 +19,7 @@ TINY = ["--weights", "none", "--backbone", "mobilenetv3small", "--image-size", "
 
 
 def petlab(*args: str, workspace: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = os.environ | {"PETLAB_WORKSPACE": str(workspace), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = os.environ | {"PETLAB_WORKSPACE": str(workspace)}
     result = subprocess.run(
         [sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
     )

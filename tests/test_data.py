@@ -15,11 +15,12 @@ import pytest
 from conftest import PER_BREED, SAMPLE_BREEDS, save_image, write_oxford_annotations, write_oxford_images
 
 import core.data.base
+import core.data.tfds_source
 from core.config import SPLITS, DataConfig
 from core.data import OXFORD_BREEDS, ImageCache, open_source, species, stratified_split
 from core.data.splits import reference_train_count, tfds_order
 from core.data.tfds_source import reference_split_specs
-from core.errors import BadImageError, BadInputError, NotFoundError, OfflineError
+from core.errors import BadImageError, BadInputError, NotFoundError, OfflineError, PetLabError
 from core.net import check_reachable
 
 COLORS = {name: np.array(color) for name, color in SAMPLE_BREEDS.items()}
@@ -341,6 +342,146 @@ def test_tfds_offline_fails_fast_with_alternatives(tmp_path, monkeypatch):
     assert "\n" not in str(caught.value)
     with pytest.raises(NotFoundError, match="not prepared"):
         open_source("tfds", workspace=tmp_path, download=False)
+
+
+# --- tfds through tfds.testing.mock_data ---------------------------------------------------------------
+
+MOCK_EXAMPLES = 6  # differs from every real split size of the fixture (19, 2, 9) and from the declared 21 / 9
+
+
+@pytest.fixture
+def tfds_metadata(tfds_workspace, tmp_path):
+    """A tfds data_dir holding only the metadata the fixture's real preparation wrote (no records)."""
+    workspace, _ = tfds_workspace
+    prepared = next((workspace / "tensorflow_datasets/oxford_iiit_pet").glob("*/dataset_info.json")).parent
+    target = tmp_path / "metadata" / "oxford_iiit_pet" / prepared.name
+    target.mkdir(parents=True)
+    for path in [*prepared.glob("*.json"), *prepared.glob("*.txt")]:
+        (target / path.name).write_bytes(path.read_bytes())
+    assert not list(target.glob("*tfrecord*"))
+    return tmp_path / "metadata"
+
+
+def mocked_tfds(data_dir: Path):
+    """tfds.testing.mock_data using the real metadata in `data_dir` (split names and declared sizes)."""
+    import tensorflow_datasets as tfds
+
+    return tfds.testing.mock_data(
+        num_examples=MOCK_EXAMPLES, policy=tfds.testing.MockPolicy.USE_FILES, data_dir=str(data_dir)
+    )
+
+
+def spy_download_and_prepare(side_effect=None):
+    """Wraps the download_and_prepare in force (the mock's no-op inside mock_data), counting calls."""
+    import tensorflow_datasets as tfds
+
+    mocked = tfds.core.DatasetBuilder.download_and_prepare
+
+    def run(builder, *args, **kwargs):
+        mocked(builder, *args, **kwargs)
+        if side_effect:
+            side_effect(builder)
+
+    return mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", autospec=True, side_effect=run)
+
+
+def counting_tfds_decoder(monkeypatch) -> list[bytes]:
+    calls: list[bytes] = []
+    original = core.data.tfds_source.decode_image
+
+    def decode(data, name=None):
+        calls.append(data)
+        return original(data, name)
+
+    monkeypatch.setattr(core.data.tfds_source, "decode_image", decode)
+    return calls
+
+
+def test_tfds_source_through_mock_data(tfds_metadata, tmp_path, monkeypatch):
+    from PIL import Image
+
+    workspace = tmp_path / "ws"
+    decoded = counting_tfds_decoder(monkeypatch)
+    probe = mock.patch("core.data.tfds_source.check_reachable", side_effect=AssertionError("probed"))
+    with mocked_tfds(tfds_metadata), probe, spy_download_and_prepare() as prepare:
+        source = open_source("tfds", workspace=workspace)
+        assert prepare.call_count == 0  # the metadata makes it look prepared: no probe, no download
+        declared = source._builder.info.splits
+        assert {name: declared[name].num_examples for name in ("train", "test")} == {"train": 21, "test": 9}
+        assert source.class_names == OXFORD_BREEDS
+
+        sizes = {split: MOCK_EXAMPLES for split in SPLITS}
+        described = source.describe()
+        assert described["sizes"] == sizes  # what reading yields, not the declared 19 / 2 / 9
+        assert [sum(counts) for counts in described["label_counts"].values()] == [MOCK_EXAMPLES] * 3
+        for split in SPLITS:
+            labels = source.labels(split)
+            assert labels.dtype == np.int64 and len(labels) == source.split_size(split)
+            assert ((labels >= 0) & (labels < 37)).all()
+            examples = list(source.iter_split(split))
+            assert [label for _, label in examples] == labels.tolist()
+            assert all(
+                image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 for image, _ in examples
+            )
+            assert len(all_names(source, split)) == MOCK_EXAMPLES
+        image, label = source.load("test", MOCK_EXAMPLES - 1)  # `examples` holds the test split
+        assert np.array_equal(image, examples[-1][0]) and label == examples[-1][1]
+        with pytest.raises(BadInputError, match=f"no example {MOCK_EXAMPLES}"):
+            source.load("test", MOCK_EXAMPLES)
+
+        # The mock's fake examples are JPEG bytes, decoded by core.images.decode_image like any image.
+        decoded.clear()
+        images, labels = ImageCache(workspace).get(source, "train", 16)
+    assert images.shape == (MOCK_EXAMPLES, 16, 16, 3) and images.dtype == np.uint8
+    assert np.array_equal(labels, source.labels("train"))
+    assert len(decoded) == MOCK_EXAMPLES
+    assert all(data[:3] == b"\xff\xd8\xff" for data in decoded)
+    assert Image.open(io.BytesIO(decoded[0])).format == "JPEG"
+    assert not (workspace / "tensorflow_datasets").exists()  # the mock's data_dir was used
+
+
+def test_tfds_mock_data_download_path(tfds_metadata, tmp_path, monkeypatch):
+    """An unprepared data_dir under mock_data probes, then runs the mocked download_and_prepare."""
+    metadata = tfds_metadata / "oxford_iiit_pet"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def write_metadata(builder):
+        # What a real preparation leaves behind: the metadata on disk and a complete builder.info.
+        folder = Path(builder.data_path)
+        folder.mkdir(parents=True)
+        for path in next(metadata.iterdir()).iterdir():
+            (folder / path.name).write_bytes(path.read_bytes())
+        builder.info.read_from_directory(builder.data_path)
+
+    monkeypatch.setattr("core.data.tfds_source.check_reachable", lambda url, timeout=5.0: False)
+    with (
+        mocked_tfds(empty),
+        spy_download_and_prepare() as prepare,
+        pytest.raises(OfflineError, match="--source oxford-files"),
+    ):
+        open_source("tfds", workspace=tmp_path / "ws")
+    assert prepare.call_count == 0
+
+    monkeypatch.setattr("core.data.tfds_source.check_reachable", lambda url, timeout=5.0: True)
+    # The mock's plain no-op prepares nothing: a clear error, not a failing `train[:90%]` later.
+    with (
+        mocked_tfds(empty),
+        spy_download_and_prepare() as prepare,
+        pytest.raises(PetLabError, match="without its train and test split"),
+    ):
+        open_source("tfds", workspace=tmp_path / "ws")
+    assert prepare.call_count == 1
+
+    stages = []
+    with mocked_tfds(empty), spy_download_and_prepare(write_metadata) as prepare:
+        source = open_source("tfds", workspace=tmp_path / "ws", progress=lambda *a: stages.append(a))
+        assert prepare.call_count == 1
+        assert prepare.call_args.kwargs["download_config"].try_download_gcs is False
+        assert stages[0][1:] == (0, None) and stages[-1][1:] == (1, 1)
+        assert source.describe()["sizes"] == {split: MOCK_EXAMPLES for split in SPLITS}
+        images, labels = ImageCache(tmp_path / "ws").get(source, "test", 8)
+    assert images.shape == (MOCK_EXAMPLES, 8, 8, 3) and np.array_equal(labels, source.labels("test"))
 
 
 def test_check_reachable_answers_quickly():

@@ -96,7 +96,9 @@ def test_unfreeze_rejects_bad_counts() -> None:
 
 
 def _moving_stats(model: keras.Model) -> list[np.ndarray]:
-    return [np.array(v) for layer in batchnorm_layers(model) for v in (layer.moving_mean, layer.moving_variance)]
+    return [
+        np.array(v) for layer in batchnorm_layers(model) for v in (layer.moving_mean, layer.moving_variance)
+    ]
 
 
 def _fit_a_little(model: keras.Model, lr: float = 1e-3) -> None:

@@ -7,6 +7,12 @@ bytes and decoded by core.images.decode_image, like every other image in
 PetLab. When the dataset is not prepared yet it is downloaded, after a quick
 network probe so that an offline machine gets an OfflineError at once instead
 of minutes of retries.
+
+Split sizes, labels and images all come from the same reading of the data
+(one `as_dataset` call per split, with the same decoders), never from the sizes
+declared in `builder.info.splits`: for a real prepared copy the two agree, but
+`tfds.testing.mock_data` keeps the real metadata while yielding its own number
+of generated examples, and PetLab must describe what it actually reads.
 """
 
 from __future__ import annotations
@@ -46,17 +52,25 @@ class TfdsSource(DataSource):
         self.class_names = list(builder.info.features["label"].names)
         self._specs = reference_split_specs(validation_fraction)
         self._index: dict[str, tuple[np.ndarray, list[str]]] = {}
+        self._sizes: dict[str, int] = {}
 
     def split_size(self, split: str) -> int:
+        """What reading the split yields: the dataset's cardinality, else the length of the labels pass."""
         check_split(split)
-        return int(self._builder.info.splits[self._specs[split]].num_examples)
+        if split not in self._sizes:
+            count = int(self._dataset(split).cardinality())
+            if count >= 0:
+                self._sizes[split] = count
+            else:
+                self._scan(split)  # unknown or infinite cardinality: count by reading
+        return self._sizes[split]
 
     def labels(self, split: str) -> np.ndarray:
         return self._scan(split)[0].copy()
 
     def load(self, split: str, index: int) -> tuple[np.ndarray, int]:
         self._check_index(split, index)
-        for example in self._examples(split, self._image_decoders(), skip=index, take=1):
+        for example in self._examples(split, skip=index, take=1):
             return _decode_example(example)
         raise PetLabError(
             f"Example {index} of the {split} split is missing from the prepared Oxford-IIIT Pet dataset; "
@@ -65,7 +79,7 @@ class TfdsSource(DataSource):
 
     def iter_split(self, split: str) -> Iterator[tuple[np.ndarray, int]]:
         check_split(split)
-        return parallel_map(_decode_example, self._examples(split, self._image_decoders()))
+        return parallel_map(_decode_example, self._examples(split))
 
     def item_name(self, split: str, index: int) -> str:
         self._check_index(split, index)
@@ -84,32 +98,39 @@ class TfdsSource(DataSource):
         )
 
     def _scan(self, split: str) -> tuple[np.ndarray, list[str]]:
-        """Labels and file names of a split, from one pass that skips the images (kept in memory)."""
+        """Labels and file names of a split, from one pass that drops the images (kept in memory).
+
+        The pass reads with the same decoders as the image pass and drops the (undecoded) image
+        bytes inside the pipeline, so both passes read the very same examples; its length is
+        then the split's size.
+        """
         check_split(split)
         if split not in self._index:
-            import tensorflow_datasets as tfds
-
-            decoders = tfds.decode.PartialDecoding({"label": True, "file_name": True})
             labels, names = [], []
-            for example in self._examples(split, decoders):
+            for example in self._examples(split, fields=("label", "file_name")):
                 labels.append(int(example["label"]))
                 names.append(example["file_name"].decode("utf-8"))
             self._index[split] = (np.array(labels, dtype=np.int64), names)
+            self._sizes[split] = len(labels)
         return self._index[split]
 
-    @staticmethod
-    def _image_decoders() -> Any:
+    def _dataset(self, split: str) -> Any:
         import tensorflow_datasets as tfds
 
         # Skip tfds's own JPEG decoding (and the segmentation masks entirely): decode_image does it.
-        return tfds.decode.PartialDecoding(
+        decoders = tfds.decode.PartialDecoding(
             {"image": True, "label": True, "file_name": True}, decoders={"image": tfds.decode.SkipDecoding()}
         )
+        return self._builder.as_dataset(split=self._specs[split], decoders=decoders, shuffle_files=False)
 
-    def _examples(self, split: str, decoders: Any, skip: int = 0, take: int | None = None) -> Iterator[dict]:
+    def _examples(
+        self, split: str, skip: int = 0, take: int | None = None, fields: tuple[str, ...] | None = None
+    ) -> Iterator[dict]:
         import tensorflow_datasets as tfds
 
-        dataset = self._builder.as_dataset(split=self._specs[split], decoders=decoders, shuffle_files=False)
+        dataset = self._dataset(split)
+        if fields is not None:
+            dataset = dataset.map(lambda example: {name: example[name] for name in fields})
         if skip:
             dataset = dataset.skip(skip)
         if take is not None:
@@ -197,4 +218,10 @@ def _download_and_prepare(builder: Any, data_dir: Path, progress: ProgressCallba
             f"Preparing the Oxford-IIIT Pet dataset in {data_dir} failed ({exc.strerror or exc}); "
             f"free disk space or choose another folder with {DATA_DIR_ENV}."
         ) from None
+    missing = [split for split in ("train", "test") if split not in builder.info.splits]
+    if missing:
+        raise PetLabError(
+            f"Preparing the Oxford-IIIT Pet dataset in {data_dir} finished without its "
+            f"{' and '.join(missing)} split; delete that folder and prepare it again, or {ALTERNATIVES}."
+        )
     progress(stage, 1, 1)

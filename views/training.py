@@ -154,9 +154,11 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
     if record.status in ("queued", "running"):
         if record.cancel_requested:
             st.warning("Stopping at the next batch; the best weights so far are kept.")
-        elif st.button("Cancel run", key="cancel_run", icon=":material/stop:"):
-            store.request_cancel(record.id)
-            st.rerun(scope="fragment")
+        else:
+            st.button(
+                "Cancel run", key="cancel_run", icon=":material/stop:",
+                on_click=store.request_cancel, args=(record.id,),
+            )  # fmt: skip
     waiting = [r.id for r in records if r.status == "queued" and r.id != record.id]
     if waiting:
         st.caption("Also queued: " + ", ".join(f"run {i}" for i in sorted(waiting)))

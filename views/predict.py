@@ -70,7 +70,7 @@ def choose_run(store: RunStore) -> RunRecord:
     runs = predictable_runs(store)  # best validation accuracy first: the default
     if not runs:
         st.info("There is no finished run yet: train one on the Training page first.")
-        st.page_link("pages/training.py", label="Go to Training", icon=":material/model_training:")
+        st.page_link("views/training.py", label="Go to Training", icon=":material/model_training:")
         st.stop()
     by_id = {r.id: r for r in runs}
     chosen = st.selectbox("Model", list(by_id), format_func=lambda i: run_label(by_id[i]), key="predict_run")
