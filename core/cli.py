@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment", default=t.augment, metavar="SPEC", help="e.g. flip,rotation=0.1,zoom=0.1 or none"
     )
     p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument(
+        "--no-feature-cache", dest="feature_cache", action="store_false",
+        help="run the frozen backbone on every image in every epoch (the reference pipeline)",
+    )  # fmt: skip
     _add_workspace(p)
 
     p = commands.add_parser("finetune", help="fine-tune a finished head run with the backbone unfrozen")
@@ -165,7 +169,7 @@ def cmd_train(args) -> int:
     train = cfg.TrainConfig(
         backbone=args.backbone, weights=args.weights, image_size=args.image_size, epochs=args.epochs,
         lr=args.lr, batch_size=args.batch_size, patience=args.patience, dropout=args.dropout,
-        augment=args.augment, seed=args.seed,
+        augment=args.augment, seed=args.seed, feature_cache=args.feature_cache,
     )  # fmt: skip
     return _run_to_end(store, queue_head_run(store, data, train))
 

@@ -43,6 +43,9 @@ class TrainConfig:
     dropout: float = 0.2
     augment: str = "flip"
     seed: int = 42
+    # Train the head on cached backbone features when the augmentation allows it (none or flip):
+    # the same model and data distribution as the reference, without recomputing the frozen backbone.
+    feature_cache: bool = True
 
 
 @dataclass(frozen=True)

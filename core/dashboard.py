@@ -97,9 +97,13 @@ def sample_indices(
     return sorted(int(i) for i in chosen)
 
 
-def thumbnail(image: np.ndarray, max_side: int = 256) -> np.ndarray:
-    """A copy of an HxWx3 uint8 image no larger than max_side on its longer side."""
+def thumbnail(image: np.ndarray, max_side: int = 256, square: bool = False) -> np.ndarray:
+    """A copy of an HxWx3 uint8 image no larger than max_side; `square` crops it to its centre first."""
     pil = Image.fromarray(image)
+    if square:
+        side = min(pil.size)
+        left, top = (pil.width - side) // 2, (pil.height - side) // 2
+        pil = pil.crop((left, top, left + side, top + side))
     pil.thumbnail((max_side, max_side))
     return np.asarray(pil)
 

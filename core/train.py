@@ -17,11 +17,12 @@ import keras
 import numpy as np
 
 from core import config as cfg
-from core.augment import build_augmentation
+from core.augment import build_augmentation, is_flip_only, parse_spec
 from core.backbones import get_backbone
 from core.device import configure_device, distribution_strategy
 from core.errors import BadInputError, PetLabError
-from core.evaluate import evaluate_model, summary_metrics
+from core.evaluate import classification_report, evaluate_model, summary_metrics
+from core.features import FeatureCache, feature_dataset, head_model, weights_digest
 from core.model import build_model, compile_model, load_model, unfreeze_model
 from core.pipeline import load_split_arrays, make_dataset
 from core.progress import ProgressCallback, no_progress
@@ -144,11 +145,34 @@ def execute_run(store: RunStore, record: RunRecord, say: Printer = print, progre
         raise
 
 
-def _fit(store, record, model, arrays, num_classes, epochs, batch_size, patience, augment, seed, say):
-    run_dir = store.run_dir(record.id)
-    augmentation = build_augmentation(augment, seed=seed)
+def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int, say: Printer):
+    """Fit with the reference callbacks; returns (status, metrics). Best weights are restored."""
+    steps = int(train_ds.cardinality().numpy())
+    reporter = RegistryReporter(store, record.id, epochs, steps, say)
+    callbacks = [
+        # patience 0 turns early stopping off but still restores the best epoch's weights.
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=patience or epochs, restore_best_weights=True, verbose=0
+        ),
+        keras.callbacks.CSVLogger(str(store.run_dir(record.id) / "history.csv")),
+        reporter,
+    ]
+    history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
+    val_acc = history.history.get("val_accuracy", [])
+    val_loss = history.history.get("val_loss", [])
+    metrics = {"epochs_run": len(val_loss)}
+    if val_loss:
+        best = int(np.argmin(val_loss))
+        metrics |= {"best_epoch": best + 1, "best_val_loss": float(val_loss[best])}
+        metrics |= {"best_val_accuracy": float(val_acc[best]), "max_val_accuracy": float(max(val_acc))}
+    return ("cancelled" if reporter.cancelled else "done"), metrics
+
+
+def _image_datasets(arrays, num_classes: int, batch_size: int, augment: str, seed: int):
+    """Training (shuffled, augmented) and validation datasets of images."""
     train_images, train_labels = arrays["train"]
     val_images, val_labels = arrays["validation"]
+    augmentation = build_augmentation(augment, seed=seed)
     train_ds = make_dataset(
         train_images,
         train_labels,
@@ -158,26 +182,7 @@ def _fit(store, record, model, arrays, num_classes, epochs, batch_size, patience
         augmentation=augmentation,
         seed=seed,
     )
-    val_ds = make_dataset(val_images, val_labels, num_classes, batch_size)
-    steps = int(train_ds.cardinality().numpy())
-    reporter = RegistryReporter(store, record.id, epochs, steps, say)
-    callbacks = [
-        # patience 0 turns early stopping off but still restores the best epoch's weights.
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience or epochs, restore_best_weights=True, verbose=0
-        ),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv")),
-        reporter,
-    ]
-    history = model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
-    val_acc = history.history.get("val_accuracy", [])
-    val_loss = history.history.get("val_loss", [])
-    metrics = {"epochs_run": len(val_loss)}
-    if val_loss:
-        best = int(np.argmin(val_loss))
-        metrics |= {"best_epoch": best + 1, "best_val_loss": float(val_loss[best])}
-        metrics |= {"best_val_accuracy": float(val_acc[best]), "max_val_accuracy": float(max(val_acc))}
-    return ("cancelled" if reporter.cancelled else "done"), metrics
+    return train_ds, make_dataset(val_images, val_labels, num_classes, batch_size)
 
 
 def _save_artifacts(store: RunStore, record: RunRecord, model: keras.Model, class_names: list[str]) -> None:
@@ -192,24 +197,62 @@ def _save_artifacts(store: RunStore, record: RunRecord, model: keras.Model, clas
     atomic_write_json(run_dir / "history.json", store.history(record.id))
 
 
+def uses_feature_cache(train: cfg.TrainConfig) -> bool:
+    """Head training can run on cached features when augmentation is none or the reference flip."""
+    return train.feature_cache and (is_flip_only(train.augment) or not parse_spec(train.augment))
+
+
 def _train_head(store, record, say, progress):
     data = cfg.from_dict(cfg.DataConfig, record.config["data"])
     train = cfg.from_dict(cfg.TrainConfig, record.config["train"])
     keras.utils.set_random_seed(train.seed)
     source, arrays = load_split_arrays(data, store.workspace, train.image_size, progress)
-    num_classes = len(source.class_names)
+    class_names = source.class_names
     with distribution_strategy().scope():
         model = build_model(
-            get_backbone(train.backbone), num_classes, train.image_size, train.weights, train.dropout
+            get_backbone(train.backbone), len(class_names), train.image_size, train.weights, train.dropout
         )
         compile_model(model, train.lr)
-    say(f"run {record.id}: head training {train.backbone} on {data.source}, {num_classes} classes")
-    status, metrics = _fit(
-        store, record, model, arrays, num_classes, train.epochs, train.batch_size,
-        train.patience, train.augment, train.seed, say,
-    )  # fmt: skip
-    _save_artifacts(store, record, model, source.class_names)
-    return status, metrics | _evaluate_after_training(store, record, model, source.class_names, arrays)
+    if not uses_feature_cache(train):
+        say(f"run {record.id}: head training {train.backbone} on {data.source}, {len(class_names)} classes")
+        train_ds, val_ds = _image_datasets(
+            arrays, len(class_names), train.batch_size, train.augment, train.seed
+        )
+        status, metrics = _fit(store, record, model, train_ds, val_ds, train.epochs, train.patience, say)
+        _save_artifacts(store, record, model, class_names)
+        report = evaluate_model(model, *arrays["test"], class_names)
+        return status, metrics | _write_evaluation(store, record, report)
+
+    cache = FeatureCache(store.workspace)
+    digest = weights_digest(model)
+    fingerprint = source.fingerprint()
+
+    def features(split: str, view: str = "original"):
+        return cache.get(model, arrays[split][0], fingerprint, split, view, digest, progress=progress)
+
+    train_views = [features("train")] + (
+        [features("train", "flipped")] if is_flip_only(train.augment) else []
+    )
+    val_features, test_features = features("validation"), features("test")
+    say(
+        f"run {record.id}: head training {train.backbone} on {data.source}, {len(class_names)} classes "
+        f"(cached backbone features, {len(train_views)} view{'s' if len(train_views) > 1 else ''})"
+    )
+    with distribution_strategy().scope():
+        head = head_model(model)
+        compile_model(head, train.lr)
+    n = len(class_names)
+    train_ds = feature_dataset(
+        train_views, arrays["train"][1], n, train.batch_size, training=True, seed=train.seed
+    )
+    val_ds = feature_dataset(
+        [val_features], arrays["validation"][1], n, train.batch_size, training=False, seed=0
+    )
+    status, metrics = _fit(store, record, head, train_ds, val_ds, train.epochs, train.patience, say)
+    _save_artifacts(store, record, model, class_names)  # the full model: backbone + the head just trained
+    probabilities = np.asarray(head.predict(test_features, batch_size=256, verbose=0))
+    report = classification_report(probabilities, arrays["test"][1], class_names)
+    return status, metrics | {"feature_cache": True} | _write_evaluation(store, record, report)
 
 
 def _finetune(store, record, say, progress):
@@ -229,18 +272,13 @@ def _finetune(store, record, say, progress):
         compile_model(model, finetune.lr)
     say(f"run {record.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")
     batch_size = finetune.batch_size or train.batch_size
-    status, metrics = _fit(
-        store, record, model, arrays, len(class_names), finetune.epochs, batch_size,
-        finetune.patience, train.augment, finetune.seed, say,
-    )  # fmt: skip
+    train_ds, val_ds = _image_datasets(arrays, len(class_names), batch_size, train.augment, finetune.seed)
+    status, metrics = _fit(store, record, model, train_ds, val_ds, finetune.epochs, finetune.patience, say)
     _save_artifacts(store, record, model, class_names)
-    return status, metrics | {"unfrozen_layers": opened} | _evaluate_after_training(
-        store, record, model, class_names, arrays
-    )
+    report = evaluate_model(model, *arrays["test"], class_names)
+    return status, metrics | {"unfrozen_layers": opened} | _write_evaluation(store, record, report)
 
 
-def _evaluate_after_training(store, record, model, class_names, arrays) -> dict:
-    images, labels = arrays["test"]
-    report = evaluate_model(model, images, labels, class_names)
+def _write_evaluation(store: RunStore, record: RunRecord, report: dict) -> dict:
     atomic_write_json(store.run_dir(record.id) / "evaluation.json", report)
     return summary_metrics(report)
