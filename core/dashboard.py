@@ -1,6 +1,6 @@
 """Plain-Python helpers behind the dashboard: tables, estimates and choices, no Streamlit, no TensorFlow.
 
-The pages in `pages/` only read state, call these and `core`, and draw; keeping
+The pages in `views/` only read state, call these and `core`, and draw; keeping
 the logic here makes it testable without a screen.
 """
 

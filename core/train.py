@@ -155,6 +155,8 @@ def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int,
             monitor="val_loss", patience=patience or epochs, restore_best_weights=True, verbose=0
         ),
         keras.callbacks.CSVLogger(str(store.run_dir(record.id) / "history.csv")),
+        # `tensorboard --logdir <workspace>/runs` shows every run.
+        keras.callbacks.TensorBoard(log_dir=str(store.run_dir(record.id) / "tensorboard"), write_graph=False),
         reporter,
     ]
     history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)

@@ -307,13 +307,25 @@ def test_dataset_page_offline_gives_the_clear_message(workspace, monkeypatch):
     assert not at.get("progress")  # no bar left hanging
 
 
-def test_dataset_page_bad_folder_gives_one_sentence(workspace, tmp_path):
+def test_dataset_page_bad_folder_gives_one_sentence_and_reload_reads_it_again(workspace, tmp_path):
     (tmp_path / "one" / "only").mkdir(parents=True)
     save_image(tmp_path / "one" / "only" / "a.jpg", (1, 2, 3))
     at = start_app(data_source="folder", data_path=str(tmp_path / "one"))
     at.run()
     assert not at.exception
     assert "at least two classes" in texts(at.error)[0]
+
+    # Fixing the folder is picked up at once (failures are not cached); later changes on Reload.
+    for number in range(6):
+        save_image(tmp_path / "one" / "other" / f"b{number}.jpg", (200, 2, 3))
+    at.run()
+    assert not at.error and texts(at.metric)[0] == "2"
+    for number in range(6):
+        save_image(tmp_path / "one" / "third" / f"c{number}.jpg", (2, 200, 3))
+    at.run()
+    assert texts(at.metric)[0] == "2"  # the opened source is kept between reruns
+    at.button(key="reload_dataset").click().run()
+    assert not at.exception and texts(at.metric)[0] == "3"
 
 
 # -- augmentation ----------------------------------------------------------------------------
@@ -373,6 +385,18 @@ def test_training_page_follows_a_running_run_and_cancels_it(workspace):
     at.button(key="cancel_run").click().run()
     assert store.get(run_id).cancel_requested
     assert any("Stopping at the next batch" in text for text in texts(at.warning))
+
+
+def test_training_page_shows_why_a_run_failed(workspace):
+    store = RunStore(workspace)
+    run_id = store.create("head", {"train": {"backbone": "resnet50v2"}}, status="running")
+    store.finish(run_id, "failed", error="The ImageNet weights cannot be downloaded (no network).")
+    at = start_app()
+    open_page(at, "training")
+    assert texts(at.error) == [
+        f"Run {run_id} failed: The ImageNet weights cannot be downloaded (no network)."
+    ]
+    assert all(button.key != "cancel_run" for button in at.button)
 
 
 def test_training_page_offers_to_restart_a_stalled_queue(workspace, spawned):

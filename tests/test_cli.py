@@ -88,6 +88,7 @@ def test_artifacts_are_complete_and_load_in_safe_mode(trained) -> None:
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     assert model.output_shape == (None, 3)
     assert json.loads((run_dir / "class_names.json").read_text()) == ["Abyssinian", "beagle", "Bengal"]
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))  # tensorboard --logdir works
     history = json.loads((run_dir / "history.json").read_text())
     assert [row["epoch"] for row in history] == [1, 2]
 

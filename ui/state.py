@@ -64,6 +64,12 @@ def source_slot(data: cfg.DataConfig | None = None) -> SourceSlot:
     return _source_slot(data.source, data.path or "", str(workspace()))
 
 
+def forget_source(data: cfg.DataConfig | None = None) -> None:
+    """Drop the opened source, so the next use reads the folder (or dataset) again."""
+    data = data or data_config()
+    _source_slot.clear(data.source, data.path or "", str(workspace()))
+
+
 def augment_spec() -> str:
     """The augmentation spec chosen on the Augmentation page (default: core.config)."""
     return st.session_state.get(AUGMENT, cfg.TRAIN.augment)

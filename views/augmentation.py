@@ -9,7 +9,7 @@ from core import config as cfg
 from core.augment import AUGMENTATIONS, FLIP_MODES, format_spec, parse_spec
 from core.dashboard import thumbnail
 from core.errors import PetLabError
-from core.images import IMAGE_EXTENSIONS, decode_image
+from core.images import IMAGE_EXTENSIONS, decode_image, resize_image
 from core.preview import preview_augmentations
 from ui import state
 from ui.widgets import ProgressBar
@@ -139,6 +139,6 @@ with preview:
             state.show_error(exc)
             st.stop()
         grid = st.columns(GRID_COLUMNS)
-        grid[0].image(thumbnail(image, 240), caption=f"original: {caption}")
+        grid[0].image(thumbnail(resize_image(image, size), 240), caption=f"original: {caption}")
         for n, version in enumerate(versions, start=1):
             grid[n % GRID_COLUMNS].image(thumbnail(version, 240), caption=f"version {n}")

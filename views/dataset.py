@@ -24,6 +24,12 @@ def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tup
     return image, label, _source.item_name(split, index)
 
 
+def reload_source() -> None:
+    """Forget the opened source and its example images, so they are read again."""
+    state.forget_source()
+    load_example.clear()
+
+
 def open_source() -> DataSource:
     """The sidebar's source, opened with a progress bar; stops the page with a clear message."""
     data = state.data_config()
@@ -104,7 +110,7 @@ def sample_grid(source: DataSource, key: tuple) -> None:
     examples = {i: load_example(source, key, split, i) for i in indices}
     grid = st.columns(GRID_COLUMNS)
     for n, (image, label, name) in enumerate(examples.values()):
-        grid[n % GRID_COLUMNS].image(thumbnail(image, 200), caption=f"{classes[label]} · {name}")
+        grid[n % GRID_COLUMNS].image(thumbnail(image, 200, square=True), caption=f"{classes[label]} · {name}")
 
     st.subheader("Full size")
     chosen = st.selectbox(
@@ -119,7 +125,12 @@ def sample_grid(source: DataSource, key: tuple) -> None:
     st.image(image, caption=f"{name}: {width}×{height} px")
 
 
-st.title("Dataset")
+title, reload = st.columns([4, 1], vertical_alignment="bottom")
+title.title("Dataset")
+reload.button(
+    "Reload", key="reload_dataset", icon=":material/refresh:", on_click=reload_source,
+    help="Read the dataset again, e.g. after adding images or class folders.",
+)  # fmt: skip
 source = open_source()
 description = source.describe()
 sizes = description["sizes"]

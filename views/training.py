@@ -27,7 +27,13 @@ from core.registry import RunRecord, RunStore
 from core.train import queue_finetune_run, queue_head_run
 from ui import state
 
-STATUS_ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
+STATUS_ICONS = {
+    "queued": ":material/hourglass_top:",
+    "running": ":material/directions_run:",
+    "done": ":material/check_circle:",
+    "failed": ":material/error:",
+    "cancelled": ":material/stop_circle:",
+}
 
 
 def start_head(store: RunStore) -> None:
@@ -40,7 +46,7 @@ def start_head(store: RunStore) -> None:
     except PetLabError as exc:
         state.show_error(exc)
         return
-    st.toast(f"Run {run_id} queued", icon="🚀")
+    st.toast(f"Run {run_id} queued", icon=":material/rocket_launch:")
 
 
 def start_finetune(store: RunStore, parent: int) -> None:
@@ -50,7 +56,7 @@ def start_finetune(store: RunStore, parent: int) -> None:
     except PetLabError as exc:
         state.show_error(exc)
         return
-    st.toast(f"Run {run_id} queued: fine-tuning run {parent}", icon="🚀")
+    st.toast(f"Run {run_id} queued: fine-tuning run {parent}", icon=":material/rocket_launch:")
 
 
 def settings_summary(values: dict) -> None:
@@ -127,7 +133,10 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
     elif record.status == "queued":
         active = next((r for r in records if r.status == "running"), None)
         behind = f" behind run {active.id}" if active else ""
-        st.info(f"Run {record.id} is queued{behind}; it starts when the worker is free.", icon="⏳")
+        st.info(
+            f"Run {record.id} is queued{behind}; it starts when the worker is free.",
+            icon=STATUS_ICONS["queued"],
+        )
         if jobs.queue_stalled(store):
             st.warning("No training process is picking up the queue (the worker stopped).")
             if st.button("Start the worker", key="resume_queue"):
@@ -141,15 +150,18 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
         )
         if m.get("test_accuracy") is not None:
             parts.append(f"test accuracy {100 * m['test_accuracy']:.1f}%")
-        st.success(f"Run {record.id} is done: {', '.join(parts) or 'no metrics'}.", icon="✅")
+        st.success(f"Run {record.id} is done: {', '.join(parts) or 'no metrics'}.", icon=STATUS_ICONS["done"])
     elif record.status == "failed":
-        st.error(f"Run {record.id} failed: {record.error}", icon="❌")
+        st.error(f"Run {record.id} failed: {record.error}", icon=STATUS_ICONS["failed"])
         tail = jobs.log_tail(store.workspace)
         if tail:
             with st.expander("Worker log"):
                 st.code(tail, language=None)
     elif record.status == "cancelled":
-        st.warning(f"Run {record.id} was cancelled; the best weights so far are kept.", icon="⏹️")
+        st.warning(
+            f"Run {record.id} was cancelled; the best weights so far are kept.",
+            icon=STATUS_ICONS["cancelled"],
+        )
 
     if record.status in ("queued", "running"):
         if record.cancel_requested:
