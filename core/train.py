@@ -46,7 +46,9 @@ class RegistryReporter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch, self._epoch_start = epoch + 1, time.monotonic()
-        self.store.set_progress(self.run_id, epoch=self._epoch, epochs=self.epochs, step=0, steps=self.steps)
+        self.store.set_progress(
+            self.run_id, epoch=self._epoch, epochs=self.epochs, step=0, steps=self.steps, stage=None
+        )
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         now = time.monotonic()
@@ -129,6 +131,7 @@ def run_queue(
 
 def execute_run(store: RunStore, record: RunRecord, say: Printer = print, progress=no_progress) -> None:
     """Train one claimed run to its end, recording done / failed / cancelled."""
+    progress = _reporting_progress(store, record.id, progress)
     try:
         configure_device()
         if record.kind == "head":
@@ -143,6 +146,20 @@ def execute_run(store: RunStore, record: RunRecord, say: Printer = print, progre
     except Exception as exc:  # a bug or a resource problem: record it, then let it surface
         store.finish(record.id, "failed", error=f"Training failed: {type(exc).__name__}: {exc}"[:500])
         raise
+
+
+def _reporting_progress(store: RunStore, run_id: int, also: ProgressCallback) -> ProgressCallback:
+    """A progress callback that also records preparation stages in the registry, for the dashboard."""
+    last = [0.0]
+
+    def report(stage: str, done: int, total: int | None) -> None:
+        also(stage, done, total)
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL_S or (total is not None and done >= total):
+            last[0] = now
+            store.set_progress(run_id, stage=stage, done=done, total=total)
+
+    return report
 
 
 def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int, say: Printer):

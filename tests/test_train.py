@@ -117,3 +117,23 @@ def test_finetune_needs_a_finished_parent(store, data) -> None:
         queue_finetune_run(store, run_id, cfg.FINETUNE)
     with pytest.raises(BadInputError):
         queue_head_run(store, data, cfg.TrainConfig(backbone="nope"))
+
+
+def test_preparation_progress_reaches_the_registry(store, data, monkeypatch) -> None:
+    stages = []
+    original = store.set_progress
+
+    def recording(run_id, **progress):
+        if progress.get("stage"):
+            stages.append((progress["stage"], progress["done"], progress["total"]))
+        original(run_id, **progress)
+
+    monkeypatch.setattr(store, "set_progress", recording)
+    run_id = queue_head_run(store, data, TINY)
+    run_queue(store, say=lambda line: None)
+    assert store.get(run_id).status == "done"
+    names = {stage for stage, _, _ in stages}
+    assert "decoding train images" in names and any(name.startswith("extracting train features") for name in names)
+    last = {stage: (done, total) for stage, done, total in stages}
+    assert all(done == total for done, total in last.values())  # every stage's completion was recorded
+    assert store.get(run_id).progress.get("stage") is None  # cleared once training started

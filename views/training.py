@@ -121,7 +121,12 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
     history = store.history(record.id)
     if record.status == "running":
         p = record.progress
-        if not p.get("steps"):
+        if not p.get("steps") and p.get("stage") and p.get("total"):
+            st.progress(
+                min(1.0, p["done"] / p["total"]),
+                text=f"{p['stage'].capitalize()}: {p['done']} of {p['total']}",
+            )
+        elif not p.get("steps"):
             st.progress(0.0, text="Preparing the data and building the model…")
         else:
             epoch, epochs, step, steps = p["epoch"], p["epochs"], p.get("step") or 0, p["steps"]
