@@ -19,6 +19,7 @@ import streamlit as st
 from core import config as cfg
 from core.backbones import BACKBONES, get_backbone
 from core.dashboard import SOURCE_LABELS, SOURCE_PATH_HELP, TOP_LAYERS_SUGGESTION, unfreeze_choice
+from core.errors import PetLabError
 from ui import state
 
 # Learning rates offered in the sidebar: a log grid plus the reference values.
@@ -37,12 +38,17 @@ def device_name() -> str:
 
 def data_settings() -> None:
     st.subheader("Data")
+    state.take_pending_data()  # e.g. the folder a zip was just imported into
     source = st.selectbox(
         "Dataset source", cfg.SOURCES, index=cfg.SOURCES.index(cfg.DATA.source),
         format_func=SOURCE_LABELS.get, key=state.SOURCE,
     )  # fmt: skip
     label = "TFDS data folder (optional)" if source == "tfds" else "Dataset folder"
     st.text_input(label, value=cfg.DATA.path or "", key=state.PATH, help=SOURCE_PATH_HELP[source])
+    try:
+        state.check_data_path()  # a shared dashboard reads only inside its data roots
+    except PetLabError as exc:
+        state.show_error(exc)
 
 
 def training_settings() -> None:

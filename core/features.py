@@ -83,7 +83,7 @@ class FeatureCache:
         digest = digest or weights_digest(model)
         path = self.root / f"{self.key(data_fingerprint, split, view, digest, images.shape[1])}.npy"
         if path.is_file():
-            return np.load(path)
+            return np.load(path, allow_pickle=False)
         features = self._compute(
             model, images, view, batch_size, progress, f"extracting {split} features ({view})"
         )

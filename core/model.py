@@ -11,6 +11,8 @@ backbone call alone does not guarantee).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 
 from core.backbones import Backbone, build_backbone
@@ -104,5 +106,13 @@ def compile_model(model: keras.Model, lr: float) -> None:
 
 
 def load_model(path) -> keras.Model:
-    """Load a saved PetLab model in Keras safe mode (no arbitrary code)."""
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    """Load a saved PetLab model in Keras safe mode: a model that would run Python code is refused."""
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise BadInputError(
+            f"{Path(path).name} holds Python code (such as a Lambda layer) that PetLab never runs; "
+            "load only models that PetLab trained."
+        ) from None

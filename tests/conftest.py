@@ -35,6 +35,12 @@ def save_image(
     return path
 
 
+@pytest.fixture(autouse=True)
+def data_roots_hold_temp_data(tmp_path_factory, monkeypatch) -> None:
+    """The dashboard reads only inside its data roots (core.security); test data is in pytest's temp."""
+    monkeypatch.setenv("PETLAB_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+
+
 def write_oxford_images(folder: Path) -> Path:
     """Oxford-named images (3 breeds × 10), odd formats behind .jpg names, and junk to be ignored."""
     for breed, color in SAMPLE_BREEDS.items():

@@ -2,7 +2,9 @@
 
 The sidebar (app.py) owns the widgets; every page reads the settings through
 these functions, so a value chosen once holds on every page. Defaults come
-from core.config.
+from core.config. A typed dataset path counts only inside the data roots
+(core.security), and every error shown goes through `redact`, so a visitor of a
+shared dashboard can neither browse nor learn the server's disk.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from core.backbones import get_backbone
 from core.dashboard import TOP_LAYERS_SUGGESTION, SourceSlot, unfreeze_choice
 from core.errors import PetLabError
 from core.registry import RunStore
+from core.security import data_roots as _data_roots
+from core.security import redact_paths, resolve_within_roots
 from core.workspace import resolve_workspace
 
 # Widget keys (also the handles a browser test or AppTest uses).
@@ -34,6 +38,12 @@ FT_UNFREEZE = "ft_unfreeze"  # "all" or "top"
 FT_LAYERS = "ft_layers"
 # Not a widget: the Augmentation page writes it, head training reads it.
 AUGMENT = "augment_spec"
+# Not a widget: (source, path) for the sidebar to take over on the next rerun (see use_folder).
+PENDING_DATA = "pending_data"
+
+# Upload limits in MB; the server's own cap (.streamlit/config.toml maxUploadSize) is the zip's.
+PHOTO_UPLOAD_MB = 20
+ZIP_UPLOAD_MB = 500
 
 WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "None (random start)"}
 
@@ -59,7 +69,11 @@ def _source_slot(kind: str, path: str, workspace_path: str) -> SourceSlot:
 
 
 def source_slot(data: cfg.DataConfig | None = None) -> SourceSlot:
-    """The shared, lazily opened data source for (kind, path, workspace)."""
+    """The shared, lazily opened data source for (kind, path, workspace).
+
+    Raises BadInputError when the sidebar's path lies outside the data roots.
+    """
+    check_data_path()
     data = data or data_config()
     return _source_slot(data.source, data.path or "", str(workspace()))
 
@@ -75,12 +89,41 @@ def augment_spec() -> str:
     return st.session_state.get(AUGMENT, cfg.TRAIN.augment)
 
 
-def data_config() -> cfg.DataConfig:
-    """The data settings of the sidebar."""
-    source = st.session_state.get(SOURCE, cfg.DATA.source)
+def data_roots() -> list[Path]:
+    """The folders a visitor may read: workspace, start folder, $PETLAB_DATA_ROOTS."""
+    return _data_roots(workspace())
+
+
+def check_data_path() -> Path | None:
+    """The sidebar's path resolved inside the data roots (None if empty); BadInputError outside them."""
     text = (st.session_state.get(PATH) or "").strip()
-    path = str(Path(text).expanduser().resolve()) if text else None
-    return cfg.DataConfig(source=source, path=path)
+    return resolve_within_roots(text, data_roots()) if text else None
+
+
+def data_config() -> cfg.DataConfig:
+    """The data settings of the sidebar; never a path outside the data roots.
+
+    A refused path is left out (check_data_path and source_slot say why), so nothing
+    built from these settings can read it.
+    """
+    source = st.session_state.get(SOURCE, cfg.DATA.source)
+    try:
+        path = check_data_path()
+    except PetLabError:
+        path = None
+    return cfg.DataConfig(source=source, path=str(path) if path else None)
+
+
+def use_folder(path: Path) -> None:
+    """Make the sidebar switch to the folder source at `path` (applied by take_pending_data)."""
+    st.session_state[PENDING_DATA] = ("folder", str(path))
+
+
+def take_pending_data() -> None:
+    """Apply a use_folder request; app.py calls it before drawing the sidebar's data widgets."""
+    pending = st.session_state.pop(PENDING_DATA, None)
+    if pending:
+        st.session_state[SOURCE], st.session_state[PATH] = pending
 
 
 def train_config() -> cfg.TrainConfig:
@@ -111,6 +154,11 @@ def finetune_config() -> cfg.FinetuneConfig:
     )
 
 
-def show_error(exc: PetLabError) -> None:
-    """Show a PetLab error as its one sentence (never a traceback)."""
-    st.error(str(exc), icon=":material/error:")
+def redact(message: str) -> str:
+    """`message` without the server's absolute paths (core.security.redact_paths)."""
+    return redact_paths(message, data_roots())
+
+
+def show_error(exc: PetLabError | str) -> None:
+    """Show a PetLab error as its one sentence (never a traceback, never a server path)."""
+    st.error(redact(str(exc)), icon=":material/error:")

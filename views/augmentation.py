@@ -75,7 +75,10 @@ def training_image() -> tuple[np.ndarray, str] | None:
         format_func={"dataset": "A random training image", "upload": "My own photo"}.get,
     )  # fmt: skip
     if mode == "upload":
-        upload = st.file_uploader("Photo", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], key="aug_upload")
+        upload = st.file_uploader(
+            "Photo", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], key="aug_upload",
+            max_upload_size=state.PHOTO_UPLOAD_MB,
+        )  # fmt: skip
         if upload is None:
             return None
         try:

@@ -1,4 +1,8 @@
-"""Dataset page: classes, split sizes, label counts, random samples and one image at full size."""
+"""Dataset page: classes, split sizes, label counts, random samples and one image at full size.
+
+A zip of class folders uploaded here is imported into the workspace
+(core.data.zip_import) and becomes the sidebar's folder source.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,16 @@ import streamlit as st
 from core.config import SPLITS
 from core.dashboard import SPECIES_COLORS, label_counts, sample_indices, species_of, thumbnail
 from core.data import DataSource
+from core.data.zip_import import ImportReport, import_zip
 from core.errors import NotFoundError, PetLabError
 from ui import state
 from ui.widgets import ProgressBar
 
 SAMPLES = 12
 GRID_COLUMNS = 6
+MIN_PER_CLASS = 5
+# (upload's file id, ok, message) of the last zip import, kept while the upload stays.
+ZIP_RESULT = "zip_import_result"
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -30,10 +38,59 @@ def reload_source() -> None:
     load_example.clear()
 
 
+def zip_import() -> None:
+    """Upload a zip of class folders; once imported, the sidebar switches to that folder."""
+    with st.expander("Import your own images from a zip", icon=":material/folder_zip:"):
+        st.caption(
+            f"One folder per class inside the zip (cat/…, dog/…, at the top or under one folder), "
+            f"at least two classes with {MIN_PER_CLASS} images each; other files are skipped."
+        )
+        upload = st.file_uploader(
+            "Zip of class folders", type=["zip"], key="dataset_zip", max_upload_size=state.ZIP_UPLOAD_MB
+        )
+        if upload is None:
+            return
+        result = st.session_state.get(ZIP_RESULT)
+        if result is None or result[0] != upload.file_id:
+            bar = ProgressBar()
+            try:
+                report = import_zip(upload, state.workspace(), upload.name, MIN_PER_CLASS, progress=bar)
+            except PetLabError as exc:
+                st.session_state[ZIP_RESULT] = (upload.file_id, False, str(exc))
+            else:
+                st.session_state[ZIP_RESULT] = (upload.file_id, True, import_summary(report))
+                state.use_folder(report.path)
+                st.rerun()  # so that the sidebar shows the new folder
+            finally:
+                bar.clear()
+        _, ok, message = st.session_state[ZIP_RESULT]
+        if ok:
+            st.success(message, icon=":material/check_circle:")
+        else:
+            state.show_error(message)
+
+
+def import_summary(report: ImportReport) -> str:
+    """What an import brought in, for the page: images per class and what was skipped."""
+    classes = ", ".join(f"{name} {count}" for name, count in report.class_counts.items())
+    text = (
+        f"Imported {report.images} images in {len(report.class_counts)} classes ({classes}) "
+        f"into `{state.redact(str(report.path))}`; the sidebar now uses this folder."
+    )
+    if report.skipped:
+        shown = ", ".join(report.skipped[:5]) + (", …" if len(report.skipped) > 5 else "")
+        text += f" Skipped {len(report.skipped)} files that are not images in a class folder ({shown})."
+    return text
+
+
 def open_source() -> DataSource:
     """The sidebar's source, opened with a progress bar; stops the page with a clear message."""
-    data = state.data_config()
-    slot = state.source_slot(data)
+    try:
+        slot = state.source_slot()
+    except PetLabError as exc:  # a path outside the data roots: nothing is opened or listed
+        state.show_error(exc)
+        st.stop()
+    data = slot.data
     if slot.opened is not None:
         return slot.opened
     bar = ProgressBar()
@@ -43,7 +100,7 @@ def open_source() -> DataSource:
         if data.source != "tfds":
             state.show_error(exc)
             st.stop()
-        st.info(str(exc), icon=":material/download:")
+        st.info(state.redact(str(exc)), icon=":material/download:")
         if not st.button("Download and prepare the dataset", key="prepare_dataset", type="primary"):
             st.stop()
     except PetLabError as exc:
@@ -131,6 +188,7 @@ reload.button(
     "Reload", key="reload_dataset", icon=":material/refresh:", on_click=reload_source,
     help="Read the dataset again, e.g. after adding images or class folders.",
 )  # fmt: skip
+zip_import()
 source = open_source()
 description = source.describe()
 sizes = description["sizes"]

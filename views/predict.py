@@ -37,7 +37,10 @@ def run_label(record: RunRecord) -> str:
 
 def photos() -> list[tuple[str, bytes]]:
     types = [e.lstrip(".") for e in IMAGE_EXTENSIONS] + list(EXTRA_TYPES)
-    uploads = st.file_uploader("Photos", type=types, accept_multiple_files=True, key="predict_upload")
+    uploads = st.file_uploader(
+        "Photos", type=types, accept_multiple_files=True, key="predict_upload",
+        max_upload_size=state.PHOTO_UPLOAD_MB,
+    )  # fmt: skip
     items = [(u.name, u.getvalue()) for u in uploads or []]
     if st.toggle("Take a photo with the camera", key="use_camera"):
         shot = st.camera_input("Camera", key="camera_photo")

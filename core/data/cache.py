@@ -115,13 +115,13 @@ def _write_arrays(
 
 
 def _open(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    labels = np.load(folder / LABELS_FILE)
+    labels = np.load(folder / LABELS_FILE, allow_pickle=False)
     if len(labels) == 0:
         # numpy cannot memory-map an empty file.
         empty = np.zeros((0, size, size, 3), dtype=np.uint8)
         empty.flags.writeable = False
         return empty, labels
-    return np.load(folder / IMAGES_FILE, mmap_mode="r"), labels
+    return np.load(folder / IMAGES_FILE, mmap_mode="r", allow_pickle=False), labels
 
 
 def _remove_stale_builds(root: Path) -> None:
