@@ -32,6 +32,45 @@ from core.images import decode_image
 from core.net import check_reachable
 from core.progress import ProgressCallback, no_progress
 
+
+def _keep_lazy_imports_to_their_thread() -> None:
+    """Make etils' `lazy_imports` (used all through tensorflow-datasets) patch imports of its own thread only.
+
+    It swaps `builtins.__import__` process-wide while tfds imports or builds a dataset; in the
+    dashboard the web server's thread then gets lazy stubs, or a ValueError for any relative
+    import (anyio's, while serving a static file: the browser sees HTTP 500 for a JS chunk).
+    """
+    import builtins
+    import contextlib
+    import threading
+
+    try:
+        from etils import epy
+        from etils.epy import lazy_imports_utils
+    except ImportError:
+        return
+    original = lazy_imports_utils.lazy_imports
+    if getattr(original, "thread_local", False):
+        return
+
+    @contextlib.contextmanager
+    def lazy_imports(**kwargs):
+        real, owner = builtins.__import__, threading.get_ident()
+        with original(**kwargs):
+            lazy = builtins.__import__
+
+            def dispatch(*args, **kw):
+                return (lazy if threading.get_ident() == owner else real)(*args, **kw)
+
+            builtins.__import__ = dispatch
+            yield
+
+    lazy_imports.thread_local = True
+    lazy_imports_utils.lazy_imports = epy.lazy_imports = lazy_imports
+
+
+_keep_lazy_imports_to_their_thread()
+
 DATASET = "oxford_iiit_pet"
 DATA_DIR_ENV = "TFDS_DATA_DIR"
 # Fallback if the builder module's _BASE_URL cannot be read (it is private to tfds).
