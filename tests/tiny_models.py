@@ -1,0 +1,77 @@
+"""Tiny trained PetLab models for tests: random backbone weights, a head fitted to coloured images.
+
+With random weights and every BatchNormalization at its initial statistics
+(mean 0, variance 1), a frozen backbone's activations shrink layer after layer
+(to about 1e-12 in MobileNet), so every image gets the same prediction.
+`calibrate_batchnorm` gives each BatchNormalization the statistics of the data,
+as pretrained weights would have, so predictions depend on the image.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from core.backbones import get_backbone
+from core.model import backbone_of, batchnorm_layers, build_model, compile_model
+from core.registry import RunStore
+from core.workspace import atomic_write_json
+
+CLASS_NAMES = ["Abyssinian", "beagle", "Bengal"]
+COLORS = np.array([(200, 40, 40), (40, 200, 40), (40, 40, 200)], dtype=np.float32)
+
+
+def colour_images(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 count×size×size×3 raw 0-255 images, int labels): class i is a noisy COLORS[i]."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % len(COLORS)
+    noise = rng.normal(0.0, 8.0, (count, size, size, 3))
+    images = np.clip(COLORS[labels][:, None, None, :] + noise, 0, 255).astype(np.float32)
+    return images, labels
+
+
+def calibrate_batchnorm(model: keras.Model, images: np.ndarray) -> None:
+    """One training-mode pass with momentum 0: every BatchNormalization takes the data's statistics."""
+    layers = batchnorm_layers(model)
+    momenta = [layer.momentum for layer in layers]
+    base = backbone_of(model)
+    position = model.layers.index(base)
+    x = images
+    for layer in model.layers[1:position]:  # the scaling in front of the backbone, if any
+        x = layer(x)
+    for layer in layers:
+        layer.momentum = 0.0
+    base.trainable = True  # a frozen BatchNormalization ignores training=True
+    try:
+        features = base(x, training=True)
+        model.get_layer("head_bn")(model.get_layer("avg_pool")(features), training=True)
+    finally:
+        base.trainable = False
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+
+
+def tiny_trained_model(backbone: str = "mobilenetv2", size: int = 32, epochs: int = 6) -> keras.Model:
+    """A 3-class PetLab model (random backbone weights) whose head was fitted to `colour_images`."""
+    keras.utils.set_random_seed(0)
+    model = build_model(get_backbone(backbone), len(CLASS_NAMES), size, weights=None)
+    images, labels = colour_images(96, size)
+    calibrate_batchnorm(model, images)
+    compile_model(model, lr=0.03)
+    targets = keras.utils.to_categorical(labels, len(CLASS_NAMES))
+    model.fit(images, targets, batch_size=16, epochs=epochs, verbose=0)
+    return model
+
+
+def save_done_run(store: RunStore, model: keras.Model, class_names: list[str] = CLASS_NAMES) -> int:
+    """Register `model` as a finished head run, with model.keras and class_names.json in its folder."""
+    size = int(model.input_shape[1])
+    config = {
+        "data": {"source": "folder"},
+        "train": {"backbone": model.name.removeprefix("petlab_"), "image_size": size},
+    }
+    run_id = store.create("head", config, status="done")
+    run_dir = store.run_dir(run_id)
+    model.save(run_dir / "model.keras")
+    atomic_write_json(run_dir / "class_names.json", class_names)
+    return run_id
