@@ -105,6 +105,7 @@ pages = [
     st.Page("views/dataset.py", title="Dataset", icon=":material/photo_library:", default=True),
     st.Page("views/augmentation.py", title="Augmentation", icon=":material/auto_fix_high:"),
     st.Page("views/training.py", title="Training", icon=":material/model_training:"),
+    st.Page("views/evaluation.py", title="Evaluation", icon=":material/analytics:"),
     st.Page("views/predict.py", title="Predict", icon=":material/search:"),
 ]
 page = st.navigation(pages)

@@ -1,13 +1,21 @@
-"""Predict page: photos in, top-5 breeds with probabilities out, from a finished run's model."""
+"""Predict page: photos in, top-5 breeds with probabilities out, from a finished run's model.
+
+Beside each prediction, a Grad-CAM overlay shows where the model looked for the
+top breed (or any other class picked under it); core.explain computes it from the
+predictor's own loaded model.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import plotly.express as px
 import streamlit as st
 
 from core.dashboard import model_path, predictable_runs, thumbnail
 from core.errors import PetLabError
+from core.explain import GradCam, overlay
 from core.images import IMAGE_EXTENSIONS, decode_image
+from core.insights import class_choices, run_label
 from core.predict import Prediction, Predictor
 from core.registry import RunRecord, RunStore
 from ui import state
@@ -15,6 +23,7 @@ from ui import state
 TOP_K = 5
 # Offered too so that core can say clearly why such a photo cannot be read.
 EXTRA_TYPES = ("heic", "heif", "avif")
+GRADCAM_SPINNER = "Computing the Grad-CAM heatmap (the first one prepares the model: 10-30 s)…"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
@@ -23,16 +32,18 @@ def load_predictor(workspace: str, run_id: int, model_mtime: float) -> Predictor
     return Predictor.for_run(state.store(), run_id)
 
 
-def run_label(record: RunRecord) -> str:
-    m = record.metrics
-    parts = [f"run {record.id}", record.config["train"]["backbone"]]
-    if record.kind == "finetune":
-        parts.append(f"fine-tuned from run {record.parent}")
-    if m.get("best_val_accuracy") is not None:
-        parts.append(f"val {100 * m['best_val_accuracy']:.1f}%")
-    if m.get("test_accuracy") is not None:
-        parts.append(f"test {100 * m['test_accuracy']:.1f}%")
-    return " · ".join(parts)
+@st.cache_resource(max_entries=4, show_spinner=False)
+def load_explainer(workspace: str, run_id: int, model_mtime: float, _predictor: Predictor) -> GradCam:
+    """One Grad-CAM per (run, model file version), built on the cached predictor's model."""
+    return GradCam(_predictor.model)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def gradcam_heatmap(
+    _explainer: GradCam, model_key: tuple, image: np.ndarray, class_index: int
+) -> tuple[np.ndarray, int]:
+    """(heatmap at the image's size, class explained); `model_key` names the explainer for the cache."""
+    return _explainer(image, class_index)
 
 
 def photos() -> list[tuple[str, bytes]]:
@@ -49,14 +60,18 @@ def photos() -> list[tuple[str, bytes]]:
     return items
 
 
-def show(index: int, data: bytes, prediction: Prediction) -> None:
+def show(index: int, data: bytes, prediction: Prediction, explain: Explain) -> None:
     with st.container(border=True):
-        left, right = st.columns([1, 2], vertical_alignment="center")
         if prediction.error:
+            left, right = st.columns([1, 2], vertical_alignment="center")
             left.markdown(f"**{prediction.name}**")
             right.error(prediction.error, icon=":material/broken_image:")
             return
-        left.image(thumbnail(decode_image(data, prediction.name), 320), caption=prediction.name)
+        left, middle, right = st.columns([1, 1, 2], vertical_alignment="center")
+        image = thumbnail(decode_image(data, prediction.name), 320)
+        left.image(image, caption=prediction.name)
+        with middle:
+            explain(index, image, prediction)
         best, probability = prediction.top[0]
         right.markdown(f"Most likely **{best}** ({100 * probability:.1f}%)")
         names = [name for name, _ in prediction.top]
@@ -67,6 +82,30 @@ def show(index: int, data: bytes, prediction: Prediction) -> None:
         fig.update_layout(height=60 + 36 * len(names), margin={"t": 10, "b": 10}, xaxis_range=[0, 100])
         fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
         right.plotly_chart(fig, key=f"prediction_chart_{index}")
+
+
+class Explain:
+    """Draws the Grad-CAM overlay of one photo, for the class picked in its own selectbox."""
+
+    def __init__(self, predictor: Predictor, model_key: tuple, alpha: float) -> None:
+        self.predictor, self.model_key, self.alpha = predictor, model_key, alpha
+
+    def __call__(self, index: int, image: np.ndarray, prediction: Prediction) -> None:
+        names = self.predictor.class_names
+        top = dict(prediction.top)
+        chosen = st.selectbox(
+            "Explain class", class_choices(names, prediction.top), key=f"gradcam_class_{index}",
+            format_func=lambda i: f"{names[i]} ({100 * top[names[i]]:.1f}%)" if names[i] in top else names[i],
+            help="Grad-CAM: the parts of the photo that raised this class's score the most are red.",
+        )  # fmt: skip
+        try:
+            explainer = load_explainer(*self.model_key, self.predictor)
+            with st.spinner(GRADCAM_SPINNER):
+                heatmap, explained = gradcam_heatmap(explainer, self.model_key, image, int(chosen))
+        except PetLabError as exc:
+            state.show_error(exc)
+            return
+        st.image(overlay(image, heatmap, self.alpha), caption=f"Grad-CAM: {names[explained]}")
 
 
 def choose_run(store: RunStore) -> RunRecord:
@@ -89,13 +128,17 @@ if not items:
     st.stop()
 path = model_path(store, record.id)
 try:
-    predictor = load_predictor(
-        str(store.workspace), record.id, path.stat().st_mtime if path.exists() else 0.0
-    )
+    model_key = (str(store.workspace), record.id, path.stat().st_mtime if path.exists() else 0.0)
+    predictor = load_predictor(*model_key)
     with st.spinner("Looking at the photos…"):
         results = predictor.predict_many(items, top_k=TOP_K)
 except PetLabError as exc:
     state.show_error(exc)
     st.stop()
+alpha = st.columns([1, 2])[0].slider(
+    "Grad-CAM opacity", 0.0, 1.0, 0.4, 0.05, key="gradcam_alpha",
+    help="How strongly the heatmap is painted over each photo.",
+)  # fmt: skip
+explain = Explain(predictor, model_key, alpha)
 for index, ((_, data), prediction) in enumerate(zip(items, results, strict=True)):
-    show(index, data, prediction)
+    show(index, data, prediction, explain)
