@@ -116,6 +116,6 @@ with st.sidebar:
     finetune_settings()
     st.divider()
     st.caption(f"Next run trains on: **{device_name()}**")
-    st.caption(f"Workspace: `{state.workspace()}`")
+    st.caption(f"Workspace: `{state.workspace().name}`")  # the name only: visitors never see server paths
 
 page.run()
