@@ -1,6 +1,6 @@
 """The PetLab command line: every product action without a screen.
 
-Commands: data, train, finetune, evaluate, predict, runs, cancel, worker.
+Commands: data, train, finetune, resume, evaluate, predict, export, runs, cancel, worker.
 Exit 0 on success; 2 on bad input and 1 on any other failure, each with one
 clear line on stderr and no traceback. Defaults come from core.config.
 """
@@ -17,6 +17,7 @@ from core import config as cfg
 from core.errors import BadInputError, PetLabError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXPORT_FORMATS = ("keras", "savedmodel", "tflite")  # core.export.FORMATS, named without importing TensorFlow
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=f.seed)
     _add_workspace(p)
 
+    p = commands.add_parser("resume", help="continue a failed run from its last finished epoch")
+    p.add_argument("--run", type=int, required=True, metavar="ID")
+    _add_workspace(p)
+
     p = commands.add_parser("evaluate", help="evaluate a run on the test split")
     p.add_argument("--run", type=int, required=True, metavar="ID")
     _add_workspace(p)
@@ -87,6 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=int, required=True, metavar="ID")
     p.add_argument("--top", type=int, default=5, metavar="K")
     p.add_argument("images", nargs="+", metavar="IMAGE")
+    _add_workspace(p)
+
+    p = commands.add_parser("export", help="export a finished run's model for serving or for devices")
+    p.add_argument("--run", type=int, required=True, metavar="ID")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=EXPORT_FORMATS,
+        help="keras (a copy), savedmodel (TF Serving) or tflite (phones, edge devices)",
+    )
+    p.add_argument(
+        "--quantize", action="store_true", help="tflite only: dynamic-range quantized, about 4x smaller"
+    )
     _add_workspace(p)
 
     p = commands.add_parser("runs", help="list runs")
@@ -185,6 +203,15 @@ def cmd_finetune(args) -> int:
     return _run_to_end(store, queue_finetune_run(store, args.parent, finetune))
 
 
+def cmd_resume(args) -> int:
+    from core.train import resume_run
+
+    store = _store(args)
+    done = resume_run(store, args.run)
+    print(f"resuming: run {args.run} after epoch {done}", flush=True)
+    return _run_to_end(store, args.run)
+
+
 def cmd_evaluate(args) -> int:
     from core.evaluate import evaluate_run
     from core.progress import TerminalProgress
@@ -211,6 +238,16 @@ def cmd_predict(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from core.export import LABELS_FILE, export_run
+    from core.progress import TerminalProgress
+
+    path = export_run(_store(args), args.run, args.format, args.quantize, progress=TerminalProgress())
+    print(f"model: {path}")
+    print(f"labels: {path.parent / LABELS_FILE}")
+    return EXIT_OK
+
+
 def cmd_runs(args) -> int:
     records = _store(args).list()
     if args.json:
@@ -222,9 +259,13 @@ def cmd_runs(args) -> int:
     for r in records:
         j = r.to_json()
         print(
-            f"{r.id:>4}  {r.kind:8}  {r.parent or '':>6}  {r.status:9}  {r.config['train']['backbone']:16}  "
+            f"{r.id:>4}  {r.kind:8}  {r.parent or '':>6}  {r.shown_status:9}  "
+            f"{r.config.get('train', {}).get('backbone', ''):16}  "
             f"{_pct(j['best_val_accuracy']):>8}  {_pct(j['test_accuracy']):>6}"
         )
+    for r in records:
+        if r.broken:
+            print(r.broken)
     return EXIT_OK
 
 
@@ -255,8 +296,10 @@ COMMANDS = {
     "data": cmd_data,
     "train": cmd_train,
     "finetune": cmd_finetune,
+    "resume": cmd_resume,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
+    "export": cmd_export,
     "runs": cmd_runs,
     "cancel": cmd_cancel,
     "worker": cmd_worker,

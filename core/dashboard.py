@@ -113,7 +113,11 @@ def _pct(value: float | None) -> float | None:
 
 
 def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """The table of runs shown on the Training page, newest first."""
+    """The table of runs shown on the Training page, newest first.
+
+    A done run whose saved model was deleted or damaged shows as "broken"; the note
+    column says why, or why a run failed.
+    """
     rows = []
     for r in records:
         train = r.config.get("train", {})
@@ -122,7 +126,7 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
             {
                 "run": r.id,
                 "kind": r.kind if r.parent is None else f"{r.kind} of {r.parent}",
-                "status": r.status,
+                "status": r.shown_status,
                 "backbone": train.get("backbone"),
                 "weights": train.get("weights"),
                 "image size": train.get("image_size"),
@@ -134,9 +138,15 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
                 "best val accuracy %": _pct(r.metrics.get("best_val_accuracy")),
                 "test accuracy %": _pct(r.metrics.get("test_accuracy")),
                 "duration": format_duration(r.duration),
+                "note": r.broken or r.error or "",
             }
         )
     return pd.DataFrame(rows)
+
+
+def runs_csv(records: Iterable[RunRecord]) -> str:
+    """The runs table as CSV text, for the Training page's download button."""
+    return runs_frame(records).to_csv(index=False)
 
 
 def history_frame(store: RunStore, run_ids: Iterable[int]) -> pd.DataFrame:
@@ -160,8 +170,8 @@ def model_path(store: RunStore, run_id: int) -> Path:
 
 
 def predictable_runs(store: RunStore) -> list[RunRecord]:
-    """Finished runs with a saved model, best validation accuracy first."""
-    runs = [r for r in store.list() if r.status == "done" and model_path(store, r.id).is_file()]
+    """Finished runs with a usable saved model (none broken), best validation accuracy first."""
+    runs = [r for r in store.list() if r.status == "done" and not r.broken]
     return sorted(runs, key=lambda r: (-(r.metrics.get("best_val_accuracy") or 0.0), -r.id))
 
 

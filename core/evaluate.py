@@ -13,12 +13,12 @@ import keras
 import numpy as np
 
 from core import config as cfg
-from core.errors import NotFoundError
-from core.model import load_model
+from core.errors import BadInputError, NotFoundError
 from core.pipeline import load_split_arrays, make_dataset
+from core.predict import load_run_model
 from core.progress import ProgressCallback, no_progress
 from core.registry import RunStore
-from core.workspace import atomic_write_json, read_json
+from core.workspace import atomic_write_json
 
 
 def predict_probabilities(
@@ -125,15 +125,17 @@ def evaluation_path(run_dir: Path) -> Path:
 def evaluate_run(store: RunStore, run_id: int, progress: ProgressCallback = no_progress) -> dict:
     """Evaluate a finished run on its test split; writes evaluation.json and updates the registry."""
     record = store.get(run_id)
+    if record.broken:
+        raise BadInputError(record.broken)
     run_dir = store.run_dir(run_id)
     if not (run_dir / "model.keras").is_file():
         raise NotFoundError(f"Run {run_id} has no saved model ({record.status}); pick a finished run.")
+    model, class_names = load_run_model(run_dir)
     data = cfg.from_dict(cfg.DataConfig, record.config["data"])
     image_size = int(record.config["train"]["image_size"])
     _, arrays = load_split_arrays(data, store.workspace, image_size, progress)
     images, labels = arrays["test"]
-    class_names = read_json(run_dir / "class_names.json")
-    report = evaluate_model(load_model(run_dir / "model.keras"), images, labels, class_names, progress)
+    report = evaluate_model(model, images, labels, class_names, progress)
     atomic_write_json(evaluation_path(run_dir), report)
     store.update_metrics(run_id, summary_metrics(report))
     return report

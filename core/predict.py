@@ -11,14 +11,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from core.errors import BadImageError, NotFoundError
+from core.errors import BadImageError, BadInputError, NotFoundError, PetLabError
 from core.images import ImageInput, load_image
 from core.model import load_model
 from core.registry import RunStore
 from core.workspace import read_json
+
+
+def load_run_model(run_dir: Path) -> tuple[keras.Model, list[str]]:
+    """A run's saved model and class names; BadInputError (one sentence) when they are damaged."""
+    if not (run_dir / "model.keras").is_file():
+        raise NotFoundError(f"Run {run_dir.name} has no saved model; train it first or pick another run.")
+    try:
+        return load_model(run_dir / "model.keras"), list(read_json(run_dir / "class_names.json"))
+    except PetLabError:
+        raise
+    except Exception as exc:  # damaged by hand in a way the cheap check of the listing cannot see
+        raise BadInputError(
+            f"Run {run_dir.name}'s saved model cannot be read ({type(exc).__name__}); it may be damaged, "
+            "so pick another run or train a new one."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -34,18 +50,16 @@ class Predictor:
     """A loaded model and its class names, ready for photos."""
 
     def __init__(self, run_dir: Path) -> None:
-        model_path = run_dir / "model.keras"
-        if not model_path.is_file():
-            raise NotFoundError(f"Run {run_dir.name} has no saved model; train it first or pick another run.")
-        self.model = load_model(model_path)
-        self.class_names: list[str] = read_json(run_dir / "class_names.json")
+        self.model, self.class_names = load_run_model(run_dir)
         self.image_size = int(self.model.input_shape[1])
         self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
 
     @classmethod
     def for_run(cls, store: RunStore, run_id: int) -> Predictor:
         """The predictor of a registered run."""
-        store.get(run_id)  # a clear error for an unknown id
+        record = store.get(run_id)  # a clear error for an unknown id
+        if record.broken:
+            raise BadInputError(record.broken)
         return cls(store.run_dir(run_id))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

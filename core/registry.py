@@ -20,6 +20,13 @@ marked failed by `reap_stale`, which `get`, `list`, `active` and
 process counts as gone when its PID no longer exists, is a zombie, or now belongs
 to another process (its start time, field 22 of `/proc/<pid>/stat`, changed).
 Runs started on another host (a workspace on a shared disk) are never reaped here.
+A failed run can be put back in the queue with `requeue`; the trainer then resumes
+it from its last backed-up epoch (core.train) and keeps the epochs already logged.
+
+A finished run whose folder or `model.keras` was deleted or damaged by hand is
+reported as broken (`RunRecord.broken`, one sentence) by `get` and `list`. The
+check is cheap (the file exists, is a zip with a Keras config and weights) and
+never loads a model.
 
 Epochs are numbered from 1. Config, metrics and progress are JSON text columns.
 """
@@ -34,8 +41,10 @@ import socket
 import sqlite3
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +59,11 @@ RUNS_DIR = "runs"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
 STALE_ERROR = (
-    "The training process stopped unexpectedly; its last progress is kept, so start a new run to train again."
+    "The training process stopped unexpectedly; resume the run to continue from its last finished epoch, "
+    "or start a new run."
 )
+MODEL_FILE = "model.keras"
+CLASS_NAMES_FILE = "class_names.json"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -104,6 +116,12 @@ class RunRecord:
     metrics: dict  # final metrics: best_val_accuracy, test_accuracy, test_loss, ...
     progress: dict  # live: {"epoch", "epochs", "step", "steps", "updated"}
     cancel_requested: bool
+    broken: str | None = None  # why a done run's saved model cannot be used (see artifact_problem)
+
+    @property
+    def shown_status(self) -> str:
+        """The status to show a person: "broken" for a done run whose model is gone or damaged."""
+        return "broken" if self.broken else self.status
 
     @property
     def duration(self) -> float | None:
@@ -132,6 +150,7 @@ class RunRecord:
             "pid": self.pid,
             "error": self.error,
             "cancel_requested": self.cancel_requested,
+            "broken": self.broken,
             "config": self.config,
             "metrics": self.metrics,
             "progress": self.progress,
@@ -153,6 +172,42 @@ def _dumps(obj: dict) -> str:
 
 def _loads(text: str | None) -> dict:
     return json.loads(text) if text else {}
+
+
+@lru_cache(maxsize=1024)
+def _keras_file_ok(path: str, mtime_ns: int, size: int) -> bool:
+    """Whether `path` is a zip holding a Keras config and weights (cached per file version)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return {"config.json", "model.weights.h5"} <= names
+
+
+def artifact_problem(run_id: int, run_dir: Path) -> str | None:
+    """One sentence on why a finished run's saved model cannot be used, or None when it looks fine.
+
+    Cheap enough for every listing: it checks that the folder, `model.keras` (a zip with a
+    Keras config and weights) and `class_names.json` are there, and never loads the model.
+    """
+    advice = "train a new run (or restore the folder from a backup)"
+    if not run_dir.is_dir():
+        return f"Run {run_id} is broken: its folder {run_dir} was deleted; {advice}."
+    model = run_dir / MODEL_FILE
+    try:
+        stat = model.stat()
+    except OSError:
+        return f"Run {run_id} is broken: its {MODEL_FILE} was deleted; {advice}."
+    if not model.is_file() or not _keras_file_ok(str(model), stat.st_mtime_ns, stat.st_size):
+        return f"Run {run_id} is broken: its {MODEL_FILE} is damaged (not a Keras model file); {advice}."
+    try:
+        names = json.loads((run_dir / CLASS_NAMES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        names = None
+    if not isinstance(names, list) or not names:
+        return f"Run {run_id} is broken: its {CLASS_NAMES_FILE} is missing or damaged; {advice}."
+    return None
 
 
 def process_start_time(pid: int) -> str | None:
@@ -331,6 +386,13 @@ class RunStore:
             raise self._missing(run_id)
         return row
 
+    def _checked(self, record: RunRecord) -> RunRecord:
+        """The record with `broken` filled in for a done run whose artifacts are gone or damaged."""
+        if record.status != "done":
+            return record
+        problem = artifact_problem(record.id, self.runs_path / str(record.id))
+        return replace(record, broken=problem) if problem else record
+
     def _owner(self, pid: int | None) -> tuple[int, str | None]:
         pid = os.getpid() if pid is None else int(pid)
         return pid, process_start_time(pid)
@@ -380,8 +442,13 @@ class RunStore:
     def run_dir(self, run_id: int) -> Path:
         """The artifact folder `<workspace>/runs/<id>`, created if missing."""
         path = self.runs_path / str(int(run_id))
-        with self._errors():
+        try:
             path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PetLabError(
+                f"The run folder {path} cannot be created ({exc.strerror or exc}); free disk space or "
+                "make the workspace writable, or choose another one with --workspace."
+            ) from None
         return path
 
     def start(self, run_id: int, pid: int | None = None) -> None:
@@ -439,6 +506,19 @@ class RunStore:
             conn.execute(
                 "UPDATE runs SET status = ?, finished = ?, metrics = ?, error = ? WHERE id = ?",
                 (status, time.time(), _dumps(merged), error, run_id),
+            )
+
+    def requeue(self, run_id: int) -> None:
+        """Put a failed run back in the queue, to be resumed; its logged epochs and metrics are kept."""
+        self.reap_stale()
+        with self._write() as conn:
+            (status,) = self._row(conn, run_id, "status")
+            if status != "failed":
+                raise BadInputError(f"Run {run_id} is {status}; only a failed run can be resumed.")
+            conn.execute(
+                "UPDATE runs SET status = 'queued', error = NULL, finished = NULL, pid = NULL, "
+                "pid_start = NULL, progress = '{}', cancel_requested = 0 WHERE id = ?",
+                (run_id,),
             )
 
     def request_cancel(self, run_id: int) -> None:
@@ -509,14 +589,15 @@ class RunStore:
         """One run; NotFoundError if there is no such run."""
         self.reap_stale()
         with self._read() as conn:
-            return self._record(self._row(conn, run_id))
+            record = self._record(self._row(conn, run_id))
+        return self._checked(record)
 
     def list(self) -> list[RunRecord]:
         """All runs, newest first."""
         self.reap_stale()
         with self._read() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM runs ORDER BY created DESC, id DESC").fetchall()
-        return [self._record(row) for row in rows]
+        return [self._checked(self._record(row)) for row in rows]
 
     def history(self, run_id: int) -> list[dict]:
         """Per-epoch metrics in epoch order: [{"epoch": 1, "seconds": ..., **metrics}, ...]."""
@@ -549,6 +630,7 @@ __all__ = [
     "STATUSES",
     "RunRecord",
     "RunStore",
+    "artifact_problem",
     "process_alive",
     "process_start_time",
 ]

@@ -5,13 +5,27 @@ process (the `train`/`finetune` command itself, or `python -m core worker` that
 the dashboard spawns) claims it, trains, and reports every epoch and batch back
 to the registry, which is all the dashboard reads. Only one run executes at a
 time: claiming is atomic in the registry.
+
+Every fit backs itself up at the end of each epoch in `<run dir>/backup/`: the
+Keras `BackupAndRestore` state (weights, optimizer, epoch) and the early-stopping
+state (best val_loss so far, its weights, patience used). If the process dies
+(kill -9, a crash, a full disk), `resume_run` puts the failed run back in the queue
+and the next fit continues at the epoch after the last backed-up one; the registry
+keeps the epochs already logged and adds the new ones. Because the best weights
+are on disk too, a resumed run ends with the best epoch's weights over the whole
+run, exactly as an uninterrupted one would. The backup is deleted once a run ends
+normally (done or cancelled).
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -27,10 +41,11 @@ from core.model import build_model, compile_model, load_model, unfreeze_model
 from core.pipeline import load_split_arrays, make_dataset
 from core.progress import ProgressCallback, no_progress
 from core.registry import RunRecord, RunStore
-from core.workspace import atomic_write_json, read_json
+from core.workspace import atomic_path, atomic_write_json, read_json
 
 Printer = Callable[[str], None]
 PROGRESS_INTERVAL_S = 0.5
+BACKUP_DIR = "backup"  # in the run folder: keras/ (BackupAndRestore), early_stopping.json, best.npz
 
 
 class RegistryReporter(keras.callbacks.Callback):
@@ -70,6 +85,84 @@ class RegistryReporter(keras.callbacks.Callback):
         self.say(f"epoch {epoch + 1}/{self.epochs}: {shown} ({seconds:.1f} s)")
 
 
+class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose files are replaced atomically, so a kill mid-save leaves the last good one."""
+
+    def _save_model(self) -> None:
+        os.makedirs(self.backup_dir, exist_ok=True)
+        partial = os.path.join(self.backup_dir, "partial.weights.h5")  # Keras insists on this suffix
+        self.model.save_weights(partial, overwrite=True)
+        os.replace(partial, self._weights_path)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        atomic_write_json(self._training_metadata_path, metadata)
+
+    def on_train_begin(self, logs=None) -> None:
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError) as exc:
+            raise BadInputError(
+                f"The backup in {self.backup_dir} no longer fits this run ({type(exc).__name__}); "
+                "start a new run instead of resuming this one."
+            ) from None
+
+
+class _ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping that keeps its state and best weights on disk, so a resumed fit carries on."""
+
+    def __init__(self, state_dir: Path, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state_path, self.weights_path = state_dir / "early_stopping.json", state_dir / "best.npz"
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        if not self.state_path.is_file():
+            return
+        state = read_json(self.state_path)
+        self.wait, self.best, self.best_epoch = state["wait"], state["best"], state["best_epoch"]
+        if self.restore_best_weights and self.weights_path.is_file():
+            with np.load(self.weights_path) as saved:
+                self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if self.best is None:
+            return
+        if self.restore_best_weights and self.best_weights is not None and self.best_epoch == epoch:
+            with atomic_path(self.weights_path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, *self.best_weights)
+        state = {"wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch}
+        atomic_write_json(self.state_path, state)
+
+
+def backup_path(store: RunStore, run_id: int) -> Path:
+    """The folder where a run's fit backs itself up each epoch (gone once the run ends normally)."""
+    return store.runs_path / str(int(run_id)) / BACKUP_DIR
+
+
+def resumable_epoch(store: RunStore, run_id: int) -> int:
+    """How many epochs a run's backup holds (0: nothing to resume from)."""
+    try:
+        metadata = json.loads((backup_path(store, run_id) / "keras" / "training_metadata.json").read_text())
+        return int(metadata["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+
+
+def resume_run(store: RunStore, run_id: int) -> int:
+    """Queue a failed run again to continue from its backup; returns the epochs already done."""
+    record = store.get(run_id)
+    if record.status != "failed":
+        raise BadInputError(f"Run {run_id} is {record.status}; only a failed run can be resumed.")
+    done = resumable_epoch(store, run_id)
+    if done < 1:
+        raise BadInputError(
+            f"Run {run_id} failed before it finished an epoch, so there is nothing to resume; "
+            "start a new run."
+        )
+    store.requeue(run_id)
+    return done
+
+
 def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
     """Validate a head-training request and queue it; returns the run id."""
     backbone = get_backbone(train.backbone)
@@ -90,6 +183,8 @@ def queue_finetune_run(store: RunStore, parent_id: int, finetune: cfg.FinetuneCo
     parent = store.get(parent_id)
     if parent.status != "done":
         raise BadInputError(f"Run {parent_id} is {parent.status}; fine-tune from a finished (done) run.")
+    if parent.broken:
+        raise BadInputError(parent.broken)
     if not (store.run_dir(parent_id) / "model.keras").is_file():
         raise BadInputError(f"Run {parent_id} has no saved model; train a new head run first.")
     if finetune.epochs < 1 or finetune.lr <= 0:
@@ -111,7 +206,11 @@ def run_queue(
     progress: ProgressCallback = no_progress,
     poll_s: float = 1.0,
 ) -> None:
-    """Execute queued runs one at a time; return when `until` has ended (or the queue is empty)."""
+    """Execute queued runs one at a time; return when `until` has ended (or the queue is empty).
+
+    A run that fails is recorded as failed and the queue moves on; only the failure of
+    `until` itself is raised.
+    """
     announced = False
     while True:
         if until is not None and store.get(until).status not in ("queued", "running"):
@@ -126,11 +225,20 @@ def run_queue(
                 announced = True
             time.sleep(poll_s)
             continue
-        execute_run(store, record, say=say, progress=progress)
+        try:
+            execute_run(store, record, say=say, progress=progress)
+        except PetLabError as exc:
+            if record.id == until:
+                raise
+            say(f"run {record.id} failed: {exc}")
 
 
 def execute_run(store: RunStore, record: RunRecord, say: Printer = print, progress=no_progress) -> None:
-    """Train one claimed run to its end, recording done / failed / cancelled."""
+    """Train one claimed run to its end, recording done / failed / cancelled.
+
+    A full disk or an unwritable workspace fails the run with one clear sentence
+    (a PetLabError); its backup stays, so it can be resumed once there is space.
+    """
     progress = _reporting_progress(store, record.id, progress)
     try:
         configure_device()
@@ -139,13 +247,39 @@ def execute_run(store: RunStore, record: RunRecord, say: Printer = print, progre
         else:
             status, metrics = _finetune(store, record, say, progress)
         store.finish(record.id, status, metrics)
+        shutil.rmtree(backup_path(store, record.id), ignore_errors=True)
         say(f"run {record.id} {status}")
     except PetLabError as exc:
         store.finish(record.id, "failed", error=str(exc))
         raise
+    except OSError as exc:
+        error = _file_error(store, exc)
+        store.finish(record.id, "failed", error=str(error))
+        raise error from None
+    except KeyboardInterrupt:
+        store.finish(record.id, "failed", error="Training was interrupted (Ctrl-C); resume it to continue.")
+        raise
     except Exception as exc:  # a bug or a resource problem: record it, then let it surface
         store.finish(record.id, "failed", error=f"Training failed: {type(exc).__name__}: {exc}"[:500])
         raise
+
+
+def _file_error(store: RunStore, exc: OSError) -> PetLabError:
+    """One sentence for a file error while training: above all a full disk or a read-only workspace."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(exc):
+        reason = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason = "it is not writable"
+    else:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return PetLabError(
+            f"Training stopped on a file error: {exc.strerror or exc}{where}; check the workspace "
+            f"{store.workspace} and the data, then resume the run."
+        )
+    return PetLabError(
+        f"Could not write the run's files in {store.workspace} ({reason}); free space or fix the "
+        "workspace, then resume the run."
+    )
 
 
 def _reporting_progress(store: RunStore, run_id: int, also: ProgressCallback) -> ProgressCallback:
@@ -163,22 +297,33 @@ def _reporting_progress(store: RunStore, run_id: int, also: ProgressCallback) ->
 
 
 def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int, say: Printer):
-    """Fit with the reference callbacks; returns (status, metrics). Best weights are restored."""
+    """Fit with the reference callbacks; returns (status, metrics). Best weights are restored.
+
+    A run with a backup (see resume_run) continues after its last backed-up epoch.
+    """
     steps = int(train_ds.cardinality().numpy())
+    run_dir, backup = store.run_dir(record.id), backup_path(store, record.id)
     reporter = RegistryReporter(store, record.id, epochs, steps, say)
+    resumed = resumable_epoch(store, record.id)
+    if resumed:
+        say(f"run {record.id}: resuming after epoch {resumed}")
+    # Order matters at each epoch's end: early-stopping state, then the registry, then the
+    # backup, so a kill between two of them at worst repeats an epoch, never skips one.
     callbacks = [
         # patience 0 turns early stopping off but still restores the best epoch's weights.
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=patience or epochs, restore_best_weights=True, verbose=0
+        _ResumableEarlyStopping(
+            backup, monitor="val_loss", patience=patience or epochs, restore_best_weights=True, verbose=0
         ),
-        keras.callbacks.CSVLogger(str(store.run_dir(record.id) / "history.csv")),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
         # `tensorboard --logdir <workspace>/runs` shows every run.
-        keras.callbacks.TensorBoard(log_dir=str(store.run_dir(record.id) / "tensorboard"), write_graph=False),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), write_graph=False),
         reporter,
+        _AtomicBackupAndRestore(str(backup / "keras"), delete_checkpoint=False),
     ]
-    history = fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
-    val_acc = history.history.get("val_accuracy", [])
-    val_loss = history.history.get("val_loss", [])
+    fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
+    history = store.history(record.id)  # every epoch of the run, also those before a resume
+    val_acc = [h.get("val_accuracy", float("nan")) for h in history]
+    val_loss = [h.get("val_loss", float("inf")) for h in history]
     metrics = {"epochs_run": len(val_loss)}
     if val_loss:
         best = int(np.argmin(val_loss))
@@ -278,15 +423,27 @@ def _finetune(store, record, say, progress):
     data = cfg.from_dict(cfg.DataConfig, record.config["data"])
     train = cfg.from_dict(cfg.TrainConfig, record.config["train"])
     finetune = cfg.from_dict(cfg.FinetuneConfig, record.config["finetune"])
+    parent_problem = store.get(record.parent).broken  # deleted or damaged since it was queued
+    if parent_problem:
+        raise BadInputError(parent_problem)
+    parent_dir = store.runs_path / str(record.parent)
     keras.utils.set_random_seed(finetune.seed)
     source, arrays = load_split_arrays(data, store.workspace, train.image_size, progress)
-    class_names = read_json(store.run_dir(record.parent) / "class_names.json")
+    class_names = read_json(parent_dir / "class_names.json")
     if class_names != source.class_names:
         raise BadInputError(
             f"The data of run {record.parent} has changed since it was trained; train a new head run."
         )
     with distribution_strategy().scope():
-        model = load_model(store.run_dir(record.parent) / "model.keras")
+        try:
+            model = load_model(parent_dir / "model.keras")
+        except PetLabError:
+            raise
+        except Exception as exc:  # damaged in a way the cheap check cannot see
+            raise BadInputError(
+                f"The model of run {record.parent} cannot be loaded ({type(exc).__name__}); "
+                "train a new head run."
+            ) from None
         opened = unfreeze_model(model, finetune.unfreeze)
         compile_model(model, finetune.lr)
     say(f"run {record.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")

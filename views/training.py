@@ -3,6 +3,9 @@
 Runs execute in a separate worker process (core.jobs); this page only queues
 them and reads the registry, so a run keeps going when the page is left,
 reloaded or the server restarts, and runs started from a terminal show up too.
+Every browser session sees the same runs; a run started while another one
+trains waits in the queue, and the page says so. A failed run that finished at
+least one epoch can be resumed from its backup; the runs table downloads as CSV.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ from core.dashboard import (
     finetunable_runs,
     format_duration,
     history_frame,
+    runs_csv,
     runs_frame,
 )
 from core.errors import PetLabError
 from core.registry import RunRecord, RunStore
-from core.train import queue_finetune_run, queue_head_run
+from core.train import queue_finetune_run, queue_head_run, resumable_epoch, resume_run
 from ui import state
 
 STATUS_ICONS = {
@@ -33,7 +37,16 @@ STATUS_ICONS = {
     "done": ":material/check_circle:",
     "failed": ":material/error:",
     "cancelled": ":material/stop_circle:",
+    "broken": ":material/broken_image:",
 }
+RESUME_ERROR = "resume_error"  # why the last Resume click failed, shown once
+
+
+def queued_toast(store: RunStore, run_id: int, what: str) -> None:
+    """Say a run was queued, and behind which run when another one is training."""
+    active = store.active()
+    behind = f"; it starts when run {active.id} ends" if active and active.id != run_id else ""
+    st.toast(f"Run {run_id} queued{what}{behind}", icon=":material/rocket_launch:")
 
 
 def start_head(store: RunStore) -> None:
@@ -46,7 +59,7 @@ def start_head(store: RunStore) -> None:
     except PetLabError as exc:
         state.show_error(exc)
         return
-    st.toast(f"Run {run_id} queued", icon=":material/rocket_launch:")
+    queued_toast(store, run_id, "")
 
 
 def start_finetune(store: RunStore, parent: int) -> None:
@@ -56,7 +69,18 @@ def start_finetune(store: RunStore, parent: int) -> None:
     except PetLabError as exc:
         state.show_error(exc)
         return
-    st.toast(f"Run {run_id} queued: fine-tuning run {parent}", icon=":material/rocket_launch:")
+    queued_toast(store, run_id, f": fine-tuning run {parent}")
+
+
+def resume(store: RunStore, run_id: int) -> None:
+    """The Resume button's callback: runs before the page is drawn again, so it shows the new status."""
+    try:
+        done = resume_run(store, run_id)
+        jobs.start_worker(store.workspace)
+    except PetLabError as exc:
+        st.session_state[RESUME_ERROR] = str(exc)
+        return
+    queued_toast(store, run_id, f" to resume after epoch {done}")
 
 
 def settings_summary(values: dict) -> None:
@@ -115,9 +139,11 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
     train = record.config.get("train", {})
     what = "fine-tuning of run " + str(record.parent) if record.kind == "finetune" else "head training"
     st.markdown(
-        f"#### {STATUS_ICONS.get(record.status, '')} Run {record.id}: {what} · {train.get('backbone')} "
-        f"· status **{record.status}**"
+        f"#### {STATUS_ICONS.get(record.shown_status, '')} Run {record.id}: {what} · {train.get('backbone')} "
+        f"· status **{record.shown_status}**"
     )
+    if RESUME_ERROR in st.session_state:
+        st.error(st.session_state.pop(RESUME_ERROR), icon=STATUS_ICONS["failed"])
     history = store.history(record.id)
     if record.status == "running":
         p = record.progress
@@ -146,6 +172,8 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
             st.warning("No training process is picking up the queue (the worker stopped).")
             if st.button("Start the worker", key="resume_queue"):
                 jobs.start_worker(store.workspace)
+    elif record.broken:
+        st.error(record.broken, icon=STATUS_ICONS["broken"])
     elif record.status == "done":
         m = record.metrics
         parts = (
@@ -158,6 +186,13 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
         st.success(f"Run {record.id} is done: {', '.join(parts) or 'no metrics'}.", icon=STATUS_ICONS["done"])
     elif record.status == "failed":
         st.error(f"Run {record.id} failed: {record.error}", icon=STATUS_ICONS["failed"])
+        done = resumable_epoch(store, record.id)
+        if done:
+            st.button(
+                f"Resume from epoch {done + 1}", key="resume_run", icon=":material/replay:",
+                help="Continue training from the last finished epoch's backup.",
+                on_click=resume, args=(store, record.id),
+            )  # fmt: skip
         tail = jobs.log_tail(store.workspace)
         if tail:
             with st.expander("Worker log"):
@@ -211,6 +246,10 @@ def live_panel(store: RunStore) -> None:
             "test accuracy %": st.column_config.NumberColumn(format="%.1f"),
             "learning rate": st.column_config.NumberColumn(format="%g"),
         },
+    )  # fmt: skip
+    st.download_button(
+        "Download the table as CSV", runs_csv(records), file_name="petlab-runs.csv", mime="text/csv",
+        key="download_runs", icon=":material/download:", on_click="ignore",
     )  # fmt: skip
 
 
