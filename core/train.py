@@ -33,7 +33,7 @@ import numpy as np
 from core import config as cfg
 from core.augment import build_augmentation, is_flip_only, parse_spec
 from core.backbones import get_backbone
-from core.device import configure_device, distribution_strategy
+from core.device import configure_device, distribution_strategy, even_rows, replica_batch_size
 from core.errors import BadInputError, PetLabError
 from core.evaluate import classification_report, evaluate_model, summary_metrics
 from core.features import FeatureCache, feature_dataset, head_model, weights_digest
@@ -334,8 +334,10 @@ def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int,
 
 def _image_datasets(arrays, num_classes: int, batch_size: int, augment: str, seed: int):
     """Training (shuffled, augmented) and validation datasets of images."""
-    train_images, train_labels = arrays["train"]
-    val_images, val_labels = arrays["validation"]
+    replicas = distribution_strategy().num_replicas_in_sync  # every batch splits evenly over them
+    batch_size = replica_batch_size(batch_size, replicas)
+    train_images, train_labels = even_rows(arrays["train"], replicas)
+    val_images, val_labels = even_rows(arrays["validation"], replicas)
     augmentation = build_augmentation(augment, seed=seed)
     train_ds = make_dataset(
         train_images,
@@ -406,12 +408,12 @@ def _train_head(store, record, say, progress):
         head = head_model(model)
         compile_model(head, train.lr)
     n = len(class_names)
-    train_ds = feature_dataset(
-        train_views, arrays["train"][1], n, train.batch_size, training=True, seed=train.seed
-    )
-    val_ds = feature_dataset(
-        [val_features], arrays["validation"][1], n, train.batch_size, training=False, seed=0
-    )
+    replicas = distribution_strategy().num_replicas_in_sync  # every batch splits evenly over them
+    batch_size = replica_batch_size(train.batch_size, replicas)
+    *train_views, train_labels = even_rows([*train_views, arrays["train"][1]], replicas)
+    val_features, val_labels = even_rows([val_features, arrays["validation"][1]], replicas)
+    train_ds = feature_dataset(train_views, train_labels, n, batch_size, training=True, seed=train.seed)
+    val_ds = feature_dataset([val_features], val_labels, n, batch_size, training=False, seed=0)
     status, metrics = _fit(store, record, head, train_ds, val_ds, train.epochs, train.patience, say)
     _save_artifacts(store, record, model, class_names)  # the full model: backbone + the head just trained
     probabilities = np.asarray(head.predict(test_features, batch_size=256, verbose=0))

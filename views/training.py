@@ -52,6 +52,7 @@ def queued_toast(store: RunStore, run_id: int, what: str) -> None:
 def start_head(store: RunStore) -> None:
     data = state.data_config()
     try:
+        state.check_data_path()  # a path outside the data roots is refused with a message, not ignored
         if data.source != "tfds":  # a wrong folder fails here, not minutes later in the worker
             state.source_slot(data).open(download=False)
         run_id = queue_head_run(store, data, state.train_config())
@@ -107,6 +108,9 @@ def start_section(store: RunStore) -> None:
         settings_summary({"epochs": f.epochs, "lr": f"{f.lr:g}", "unfreeze": f.unfreeze})
         if not parents:
             st.caption("Fine-tuning starts from a finished run; train a head first.")
+        # A keyed widget keeps its old value when its options change: follow newly finished runs.
+        if st.session_state.get("finetune_parent") not in parents:
+            st.session_state["finetune_parent"] = next(iter(parents), None)
         parent = st.selectbox(
             "From run", list(parents), key="finetune_parent",
             format_func=lambda i: f"run {i} ({parents[i].config['train']['backbone']})",
@@ -185,7 +189,7 @@ def run_status(store: RunStore, record: RunRecord, records: list[RunRecord]) -> 
             parts.append(f"test accuracy {100 * m['test_accuracy']:.1f}%")
         st.success(f"Run {record.id} is done: {', '.join(parts) or 'no metrics'}.", icon=STATUS_ICONS["done"])
     elif record.status == "failed":
-        st.error(f"Run {record.id} failed: {record.error}", icon=STATUS_ICONS["failed"])
+        st.error(f"Run {record.id} failed: {state.redact(record.error or '')}", icon=STATUS_ICONS["failed"])
         done = resumable_epoch(store, record.id)
         if done:
             st.button(
@@ -260,8 +264,11 @@ def comparison(store: RunStore) -> None:
     st.subheader("Compare runs")
     ids = [r.id for r in records]
     finished = [r.id for r in records if r.status == "done"][:3]
+    # Keep the selection valid as runs come and go; start from the latest finished runs.
+    kept = [i for i in st.session_state.get("compare_runs", []) if i in ids]
+    st.session_state["compare_runs"] = kept or finished
     chosen = st.multiselect(
-        "Runs to compare", ids, default=finished, key="compare_runs",
+        "Runs to compare", ids, key="compare_runs",
         format_func=lambda i: f"run {i} ({next(r.status for r in records if r.id == i)})",
     )  # fmt: skip
     frame = history_frame(store, chosen)
