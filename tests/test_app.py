@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import config as core_config
 from core import jobs
-from core.config import DataConfig, TrainConfig
+from core.config import TrainConfig
 from core.dashboard import (
     current_run,
     estimate_eta,
@@ -34,6 +34,7 @@ from core.dashboard import (
     unfreeze_choice,
 )
 from core.registry import RunStore
+from tests.tiny_models import finished_head_run
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT = 120
@@ -80,16 +81,8 @@ def pets(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, pets) -> Path:
     """A workspace with one real finished head run (built once per module, in-process)."""
-    from core.train import queue_head_run, run_queue
-
     workspace = tmp_path_factory.mktemp("trained") / "workspace"
-    store = RunStore(workspace)
-    run_id = queue_head_run(
-        store, DataConfig(source="folder", path=str(pets)), TrainConfig(epochs=1, batch_size=16, **TINY)
-    )
-    run_queue(store, say=lambda line: None)
-    assert store.get(run_id).status == "done", store.get(run_id).error
-    store.close()
+    finished_head_run(workspace, pets)
     return workspace
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_app import TINY, chart, open_page, start_app, texts, write_pets
+from test_app import chart, open_page, start_app, texts, write_pets
 
-from core.config import DataConfig, TrainConfig
 from core.insights import (
     class_choices,
     confused_pairs,
@@ -37,7 +36,7 @@ from core.insights import (
     zip_folder,
 )
 from core.registry import RunStore
-from tests.tiny_models import CLASS_NAMES
+from tests.tiny_models import CLASS_NAMES, finished_head_run
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +47,9 @@ def pets(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, pets) -> Path:
     """A workspace with one real finished head run and its evaluation.json (built once per module)."""
-    from core.train import queue_head_run, run_queue
-
     workspace = tmp_path_factory.mktemp("trained") / "workspace"
-    store = RunStore(workspace)
-    run_id = queue_head_run(
-        store, DataConfig(source="folder", path=str(pets)), TrainConfig(epochs=1, batch_size=16, **TINY)
-    )
-    run_queue(store, say=lambda line: None)
-    assert store.get(run_id).status == "done", store.get(run_id).error
-    assert (store.run_dir(run_id) / "evaluation.json").is_file()
-    store.close()
+    run_id = finished_head_run(workspace, pets)
+    assert (workspace / "runs" / str(run_id) / "evaluation.json").is_file()
     return workspace
 
 

@@ -57,6 +57,7 @@ from core.train import (
     resume_run,
     run_queue,
 )
+from tests.tiny_models import finished_head_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32}
@@ -98,12 +99,7 @@ def pets(tmp_path_factory) -> Path:
 def finished(tmp_path_factory, pets) -> Path:
     """A workspace with one finished head run (run 1), trained once per module."""
     workspace = tmp_path_factory.mktemp("finished") / "workspace"
-    store = RunStore(workspace)
-    data = cfg.DataConfig(source="folder", path=str(pets))
-    run_id = queue_head_run(store, data, cfg.TrainConfig(epochs=1, batch_size=16, **TINY))
-    run_queue(store, say=quiet)
-    assert store.get(run_id).status == "done", store.get(run_id).error
-    store.close()
+    assert finished_head_run(workspace, pets) == 1
     return workspace
 
 

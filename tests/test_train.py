@@ -133,7 +133,8 @@ def test_preparation_progress_reaches_the_registry(store, data, monkeypatch) -> 
     run_queue(store, say=lambda line: None)
     assert store.get(run_id).status == "done"
     names = {stage for stage, _, _ in stages}
-    assert "decoding train images" in names and any(name.startswith("extracting train features") for name in names)
+    assert "decoding train images" in names
+    assert any(name.startswith("extracting train features") for name in names)
     last = {stage: (done, total) for stage, done, total in stages}
     assert all(done == total for done, total in last.values())  # every stage's completion was recorded
     assert store.get(run_id).progress.get("stage") is None  # cleared once training started

@@ -75,3 +75,20 @@ def save_done_run(store: RunStore, model: keras.Model, class_names: list[str] = 
     model.save(run_dir / "model.keras")
     atomic_write_json(run_dir / "class_names.json", class_names)
     return run_id
+
+
+TINY_RECIPE = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32}
+
+
+def finished_head_run(workspace, data_folder) -> int:
+    """Train one real head run (tiny backbone, 1 epoch) on a folder of class folders; returns its id."""
+    from core.config import DataConfig, TrainConfig
+    from core.train import queue_head_run, run_queue
+
+    store = RunStore(workspace)
+    data = DataConfig(source="folder", path=str(data_folder))
+    run_id = queue_head_run(store, data, TrainConfig(epochs=1, batch_size=16, **TINY_RECIPE))
+    run_queue(store, say=lambda line: None)
+    assert store.get(run_id).status == "done", store.get(run_id).error
+    store.close()
+    return run_id
