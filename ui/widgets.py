@@ -20,3 +20,21 @@ class ProgressBar:
     def clear(self) -> None:
         """Remove the bar."""
         self._slot.empty()
+
+
+def pick_finished_run(store, label: str, key: str, empty_text: str):
+    """A selectbox of finished runs, best validation accuracy first; stops the page when there are none.
+
+    Returns (the chosen RunRecord, all finished runs).
+    """
+    from core.dashboard import predictable_runs
+    from core.insights import run_label
+
+    runs = predictable_runs(store)
+    if not runs:
+        st.info(empty_text)
+        st.page_link("views/training.py", label="Go to Training", icon=":material/model_training:")
+        st.stop()
+    by_id = {r.id: r for r in runs}
+    chosen = st.selectbox(label, list(by_id), format_func=lambda i: run_label(by_id[i]), key=key)
+    return by_id[chosen], runs

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import config as cfg
-from core.dashboard import predictable_runs, thumbnail
+from core.dashboard import thumbnail
 from core.data import ImageCache, open_source
 from core.errors import PetLabError
 from core.evaluate import evaluate_run
@@ -39,7 +39,7 @@ from core.insights import (
 )
 from core.registry import RunRecord, RunStore
 from core.security import resolve_within_roots
-from ui import state
+from ui import state, widgets
 from ui.widgets import ProgressBar
 
 GALLERY_CAP = 24
@@ -62,15 +62,11 @@ EXPORTS = (
 )
 
 
+NO_RUNS = "There is no finished run to evaluate yet: train one on the Training page first."
+
+
 def choose_run(store: RunStore) -> tuple[RunRecord, list[RunRecord]]:
-    runs = predictable_runs(store)  # best validation accuracy first: the default
-    if not runs:
-        st.info("There is no finished run to evaluate yet: train one on the Training page first.")
-        st.page_link("views/training.py", label="Go to Training", icon=":material/model_training:")
-        st.stop()
-    by_id = {r.id: r for r in runs}
-    chosen = st.selectbox("Run", list(by_id), format_func=lambda i: run_label(by_id[i]), key="eval_run")
-    return by_id[chosen], runs
+    return widgets.pick_finished_run(store, "Run", "eval_run", NO_RUNS)
 
 
 def check_run_data(record: RunRecord) -> None:

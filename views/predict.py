@@ -11,14 +11,14 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from core.dashboard import model_path, predictable_runs, thumbnail
+from core.dashboard import model_path, thumbnail
 from core.errors import PetLabError
 from core.explain import GradCam, overlay
 from core.images import IMAGE_EXTENSIONS, decode_image
-from core.insights import class_choices, run_label
+from core.insights import class_choices
 from core.predict import Prediction, Predictor
 from core.registry import RunRecord, RunStore
-from ui import state
+from ui import state, widgets
 
 TOP_K = 5
 # Offered too so that core can say clearly why such a photo cannot be read.
@@ -109,14 +109,10 @@ class Explain:
 
 
 def choose_run(store: RunStore) -> RunRecord:
-    runs = predictable_runs(store)  # best validation accuracy first: the default
-    if not runs:
-        st.info("There is no finished run yet: train one on the Training page first.")
-        st.page_link("views/training.py", label="Go to Training", icon=":material/model_training:")
-        st.stop()
-    by_id = {r.id: r for r in runs}
-    chosen = st.selectbox("Model", list(by_id), format_func=lambda i: run_label(by_id[i]), key="predict_run")
-    return by_id[chosen]
+    record, _ = widgets.pick_finished_run(
+        store, "Model", "predict_run", "There is no finished run yet: train one on the Training page first."
+    )
+    return record
 
 
 st.title("Predict")
