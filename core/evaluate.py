@@ -14,6 +14,7 @@ import numpy as np
 
 from core import config as cfg
 from core.errors import BadInputError, NotFoundError
+from core.model import compiled_forward
 from core.pipeline import load_split_arrays, make_dataset
 from core.predict import load_run_model
 from core.progress import ProgressCallback, no_progress
@@ -27,7 +28,7 @@ def predict_probabilities(
     """Class probabilities for uint8 images, batch by batch, with progress."""
     labels = np.zeros(len(images), dtype=np.int64)
     dataset = make_dataset(images, labels, 1, batch_size)
-    infer = _compiled_forward(model)
+    infer = compiled_forward(model)
     chunks, done = [], 0
     for x, _ in dataset:
         chunks.append(np.asarray(infer(x)))
@@ -36,16 +37,6 @@ def predict_probabilities(
     if not chunks:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32)
-
-
-def _compiled_forward(model: keras.Model):
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return model(x, training=False)
-
-    return forward
 
 
 def classification_report(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str]) -> dict:

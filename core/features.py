@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from core.model import backbone_of
+from core.backbones import Backbone, build_backbone, resolve_weights
+from core.model import backbone_of, build_model, compiled_forward
 from core.progress import ProgressCallback, no_progress
 from core.workspace import atomic_path
 
@@ -43,6 +45,55 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()[:24]
 
 
+class WarmBackbone:
+    """The frozen backbone of the last head run in this process, kept for the next one.
+
+    A worker trains queued runs back to back and then waits a while for more (core.jobs), so
+    a second head run on the same backbone, weights and image size skips building the backbone
+    and hashing its weights. Only head training uses it, and head training never changes the
+    backbone (it stays frozen); fine-tuning loads its own copy from the run's model.keras.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._base: keras.Model | None = None
+        self._digest = ""
+        self.builds = 0  # backbones built by this instance (for tests and benchmarks)
+
+    def model(
+        self, backbone: Backbone, num_classes: int, image_size: int, weights: str, dropout: float, seed: int
+    ) -> tuple[keras.Model, str]:
+        """A new reference model on the kept backbone (built first if needed) and the backbone's digest."""
+        key = (
+            backbone.name,
+            image_size,
+            _weights_identity(weights, seed),
+            keras.config.dtype_policy().name,
+            id(tf.distribute.get_strategy()),  # variables belong to the strategy they were made under
+        )
+        if key != self._key:
+            self._key = self._base = None
+            keras.utils.set_random_seed(seed)
+            self._base, self._digest = build_backbone(backbone, image_size, weights), ""
+            self.builds += 1
+            self._key = key
+        keras.utils.set_random_seed(seed)  # the head starts the same whether the backbone is new or kept
+        model = build_model(backbone, num_classes, image_size, weights, dropout, base=self._base)
+        self._digest = self._digest or weights_digest(model)
+        return model, self._digest
+
+
+def _weights_identity(weights: str, seed: int) -> tuple:
+    """What decides a backbone's initial weights: random ones by the seed, a file by its content."""
+    resolved = resolve_weights(weights)
+    if resolved is None:
+        return ("random", seed)
+    if resolved == "imagenet":
+        return ("imagenet",)
+    stat = Path(resolved).stat()
+    return (resolved, stat.st_size, stat.st_mtime_ns)
+
+
 def feature_extractor(model: keras.Model) -> keras.Model:
     """The part of a PetLab model up to the pooled backbone output."""
     return keras.Model(model.input, model.get_layer("avg_pool").output, name="feature_extractor")
@@ -63,6 +114,7 @@ class FeatureCache:
     def __init__(self, workspace: Path) -> None:
         self.root = Path(workspace) / "cache" / "features"
         self.computed = 0  # images passed through the backbone by this instance (for tests and benchmarks)
+        self._extractor: tuple[keras.Model, Callable] | None = None
 
     def key(self, data_fingerprint: str, split: str, view: str, digest: str, size: int) -> str:
         text = f"{FEATURE_FORMAT}|{data_fingerprint}|{split}|{view}|{digest}|{size}"
@@ -92,8 +144,7 @@ class FeatureCache:
         return features
 
     def _compute(self, model, images, view, batch_size, progress, stage) -> np.ndarray:
-        extractor = feature_extractor(model)
-        forward = tf.function(lambda x: extractor(x, training=False), reduce_retracing=True)
+        forward = self._forward(model)
         chunks = []
         total = len(images)
         progress(stage, 0, total)
@@ -104,8 +155,14 @@ class FeatureCache:
             chunks.append(np.asarray(forward(tf.convert_to_tensor(batch, tf.float32)), dtype=np.float32))
             progress(stage, min(start + batch_size, total), total)
         self.computed += total
-        width = int(extractor.output.shape[-1])
+        width = int(model.get_layer("avg_pool").output.shape[-1])
         return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
+
+    def _forward(self, model: keras.Model):
+        """The compiled feature extractor of `model`, traced once and reused for every split and view."""
+        if self._extractor is None or self._extractor[0] is not model:
+            self._extractor = (model, compiled_forward(feature_extractor(model)))
+        return self._extractor[1]
 
 
 def feature_dataset(
@@ -116,27 +173,26 @@ def feature_dataset(
     *,
     training: bool,
     seed: int,
-) -> tf.data.Dataset:
-    """Batches of (features, one-hot labels); training: shuffled, one random view per image per epoch."""
-    count = len(labels)
-    epoch = [0]
-    stacked = np.stack(views)  # [V, N, D]
+) -> tuple[tf.data.Dataset, int]:
+    """An endless dataset of (features, one-hot labels) batches and its number of batches per epoch.
 
-    def batches():
-        rng = np.random.default_rng(seed + epoch[0])
-        epoch[0] += 1
-        order = rng.permutation(count) if training else np.arange(count)
-        view = rng.integers(0, len(views), count) if training else np.zeros(count, dtype=np.int64)
-        for start in range(0, count, batch_size):
-            index = order[start : start + batch_size]
-            yield stacked[view[index], index], labels[index]
+    Training: each epoch is a new shuffle of all images, each in one of its views picked at
+    random. Otherwise every epoch is the same pass over view 0. The dataset repeats, so fit()
+    keeps one iterator for the whole run (with `steps_per_epoch`) instead of building one per
+    epoch, which costs more than an epoch of head training on features.
+    """
+    stacked = np.stack(views, axis=1)  # [N, V, D]
+    dataset = tf.data.Dataset.from_tensor_slices((stacked, np.asarray(labels, np.int64)))
+    if training:
+        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
 
-    dataset = tf.data.Dataset.from_generator(
-        batches,
-        output_signature=(
-            tf.TensorSpec((None, stacked.shape[-1]), tf.float32),
-            tf.TensorSpec((None,), tf.int64),
-        ),
-    )
-    dataset = dataset.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
-    return dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes))).prefetch(tf.data.AUTOTUNE)
+        def one_view(x, y):  # a random view per image, drawn anew every epoch
+            return x[tf.random.uniform((), 0, len(views), tf.int32, seed=seed)], y
+    else:
+
+        def one_view(x, y):
+            return x[0], y
+
+    dataset = dataset.map(one_view).batch(batch_size)
+    dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes))).repeat()
+    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size)

@@ -11,9 +11,11 @@ backbone call alone does not guarantee).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from core.backbones import Backbone, build_backbone
 from core.errors import BadInputError
@@ -27,14 +29,18 @@ def build_model(
     image_size: int,
     weights: str | None = "imagenet",
     dropout: float = 0.2,
+    base: keras.Model | None = None,
 ) -> keras.Model:
-    """The reference classifier for `num_classes` classes, with a frozen backbone."""
+    """The reference classifier for `num_classes` classes, with a frozen backbone.
+
+    `base`: an already built backbone to put under a new head (see core.features.WarmBackbone).
+    """
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     if backbone.scaling == "minus_one_to_one":
         # Same arithmetic as resnet_v2/mobilenet_v2 preprocess_input, as a safe-mode-loadable layer.
         x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="scale_minus_one_to_one")(x)
-    base = build_backbone(backbone, image_size, weights)
+    base = base or build_backbone(backbone, image_size, weights)
     base.trainable = False
     x = base(x, training=False)
     outputs = apply_head(x, num_classes, dropout)
@@ -103,6 +109,12 @@ def compile_model(model: keras.Model, lr: float) -> None:
             keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"),
         ],
     )
+
+
+def compiled_forward(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """`model(x, training=False)` as one graph, traced once for any batch size of float32 input."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
 
 def load_model(path) -> keras.Model:

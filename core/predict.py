@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from core.errors import BadImageError, BadInputError, NotFoundError, PetLabError
 from core.images import ImageInput, load_image
-from core.model import load_model
+from core.model import compiled_forward, load_model
 from core.registry import RunStore
 from core.workspace import read_json
 
@@ -52,7 +52,7 @@ class Predictor:
     def __init__(self, run_dir: Path) -> None:
         self.model, self.class_names = load_run_model(run_dir)
         self.image_size = int(self.model.input_shape[1])
-        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self._forward = compiled_forward(self.model)
 
     @classmethod
     def for_run(cls, store: RunStore, run_id: int) -> Predictor:

@@ -36,8 +36,8 @@ from core.backbones import get_backbone
 from core.device import configure_device, distribution_strategy, even_rows, replica_batch_size
 from core.errors import BadInputError, PetLabError
 from core.evaluate import classification_report, evaluate_model, summary_metrics
-from core.features import FeatureCache, feature_dataset, head_model, weights_digest
-from core.model import build_model, compile_model, load_model, unfreeze_model
+from core.features import FeatureCache, WarmBackbone, feature_dataset, head_model
+from core.model import compile_model, load_model, unfreeze_model
 from core.pipeline import load_split_arrays, make_dataset
 from core.progress import ProgressCallback, no_progress
 from core.registry import RunRecord, RunStore
@@ -46,6 +46,7 @@ from core.workspace import atomic_path, atomic_write_json, read_json
 Printer = Callable[[str], None]
 PROGRESS_INTERVAL_S = 0.5
 BACKUP_DIR = "backup"  # in the run folder: keras/ (BackupAndRestore), early_stopping.json, best.npz
+_warm_backbone = WarmBackbone()  # kept between the head runs of one process
 
 
 class RegistryReporter(keras.callbacks.Callback):
@@ -296,14 +297,16 @@ def _reporting_progress(store: RunStore, run_id: int, also: ProgressCallback) ->
     return report
 
 
-def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int, say: Printer):
+def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int, say: Printer, steps=None):
     """Fit with the reference callbacks; returns (status, metrics). Best weights are restored.
 
-    A run with a backup (see resume_run) continues after its last backed-up epoch.
+    `steps`: (training, validation) batches per epoch when the datasets repeat endlessly;
+    None for finite datasets. A run with a backup (see resume_run) continues after its last
+    backed-up epoch.
     """
-    steps = int(train_ds.cardinality().numpy())
+    train_steps, val_steps = steps or (int(train_ds.cardinality().numpy()), None)
     run_dir, backup = store.run_dir(record.id), backup_path(store, record.id)
-    reporter = RegistryReporter(store, record.id, epochs, steps, say)
+    reporter = RegistryReporter(store, record.id, epochs, train_steps, say)
     resumed = resumable_epoch(store, record.id)
     if resumed:
         say(f"run {record.id}: resuming after epoch {resumed}")
@@ -320,7 +323,16 @@ def _fit(store, record, fit_model, train_ds, val_ds, epochs: int, patience: int,
         reporter,
         _AtomicBackupAndRestore(str(backup / "keras"), delete_checkpoint=False),
     ]
-    fit_model.fit(train_ds, validation_data=val_ds, epochs=epochs, callbacks=callbacks, verbose=0)
+    fit_model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        steps_per_epoch=train_steps if steps else None,
+        validation_steps=val_steps,
+        callbacks=callbacks,
+        shuffle=False,  # the datasets shuffle themselves; Keras would only warn that it ignores this
+        verbose=0,
+    )
     history = store.history(record.id)  # every epoch of the run, also those before a resume
     val_acc = [h.get("val_accuracy", float("nan")) for h in history]
     val_loss = [h.get("val_loss", float("inf")) for h in history]
@@ -375,8 +387,13 @@ def _train_head(store, record, say, progress):
     source, arrays = load_split_arrays(data, store.workspace, train.image_size, progress)
     class_names = source.class_names
     with distribution_strategy().scope():
-        model = build_model(
-            get_backbone(train.backbone), len(class_names), train.image_size, train.weights, train.dropout
+        model, digest = _warm_backbone.model(
+            get_backbone(train.backbone),
+            len(class_names),
+            train.image_size,
+            train.weights,
+            train.dropout,
+            train.seed,
         )
         compile_model(model, train.lr)
     if not uses_feature_cache(train):
@@ -390,7 +407,6 @@ def _train_head(store, record, say, progress):
         return status, metrics | _write_evaluation(store, record, report)
 
     cache = FeatureCache(store.workspace)
-    digest = weights_digest(model)
     fingerprint = source.fingerprint()
 
     def features(split: str, view: str = "original"):
@@ -412,9 +428,13 @@ def _train_head(store, record, say, progress):
     batch_size = replica_batch_size(train.batch_size, replicas)
     *train_views, train_labels = even_rows([*train_views, arrays["train"][1]], replicas)
     val_features, val_labels = even_rows([val_features, arrays["validation"][1]], replicas)
-    train_ds = feature_dataset(train_views, train_labels, n, batch_size, training=True, seed=train.seed)
-    val_ds = feature_dataset([val_features], val_labels, n, batch_size, training=False, seed=0)
-    status, metrics = _fit(store, record, head, train_ds, val_ds, train.epochs, train.patience, say)
+    train_ds, train_steps = feature_dataset(
+        train_views, train_labels, n, batch_size, training=True, seed=train.seed
+    )
+    val_ds, val_steps = feature_dataset([val_features], val_labels, n, batch_size, training=False, seed=0)
+    status, metrics = _fit(
+        store, record, head, train_ds, val_ds, train.epochs, train.patience, say, (train_steps, val_steps)
+    )
     _save_artifacts(store, record, model, class_names)  # the full model: backbone + the head just trained
     probabilities = np.asarray(head.predict(test_features, batch_size=256, verbose=0))
     report = classification_report(probabilities, arrays["test"][1], class_names)

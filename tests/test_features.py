@@ -8,7 +8,15 @@ import pytest
 
 from core import config as cfg
 from core.backbones import get_backbone
-from core.features import FeatureCache, feature_extractor, flip_views, head_model, weights_digest
+from core.features import (
+    FeatureCache,
+    WarmBackbone,
+    feature_dataset,
+    feature_extractor,
+    flip_views,
+    head_model,
+    weights_digest,
+)
 from core.model import build_model, load_model
 from core.pipeline import load_split_arrays
 from core.registry import RunStore
@@ -122,3 +130,61 @@ def test_second_head_run_does_no_backbone_pass(head_run, monkeypatch) -> None:
     run_queue(store, say=lambda line: None)
     assert store.get(run_id).status == "done"
     assert calls == []
+
+
+def test_feature_dataset_gives_every_image_once_per_epoch_in_a_random_view() -> None:
+    count, width = 10, 3
+    original = np.arange(count * width, dtype=np.float32).reshape(count, width)
+    flipped = -original - 1  # distinguishable from every original row
+    labels = np.arange(count)
+    dataset, steps = feature_dataset([original, flipped], labels, count, 4, training=True, seed=1)
+    assert steps == 3
+    batches = iter(dataset)  # endless: fit() reads `steps` batches per epoch from one iterator
+    epochs = []
+    for _ in range(4):
+        rows, seen = [], []
+        for _ in range(steps):
+            x, y = next(batches)
+            rows.append(np.asarray(x))
+            seen.append(np.argmax(np.asarray(y), axis=1))
+        rows, seen = np.concatenate(rows), np.concatenate(seen)
+        assert sorted(seen) == list(range(count))  # every image exactly once
+        for row, label in zip(rows, seen, strict=True):  # each row is one of that image's views
+            assert np.array_equal(row, original[label]) or np.array_equal(row, flipped[label])
+        epochs.append((tuple(seen), tuple(row[0] >= 0 for row in rows)))
+    assert len(set(epochs)) == 4  # a new order and choice of views every epoch
+    chosen = np.array([views for _, views in epochs])
+    assert 0.2 < chosen.mean() < 0.8  # both views are used
+
+
+def test_validation_feature_dataset_repeats_the_same_pass() -> None:
+    features = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
+    dataset, steps = feature_dataset([features], np.arange(5), 5, 2, training=False, seed=0)
+    batches = iter(dataset)
+    first = np.concatenate([np.asarray(next(batches)[0]) for _ in range(steps)])
+    second = np.concatenate([np.asarray(next(batches)[0]) for _ in range(steps)])
+    np.testing.assert_array_equal(first, features)
+    np.testing.assert_array_equal(second, features)
+
+
+def test_warm_backbone_is_built_once_and_gives_the_same_model(tmp_path) -> None:
+    backbone = get_backbone("mobilenetv3small")
+    warm = WarmBackbone()
+    first, digest = warm.model(backbone, 3, SIZE, "none", 0.2, seed=5)
+    second, again = warm.model(backbone, 3, SIZE, "none", 0.2, seed=5)
+    assert warm.builds == 1 and again == digest == weights_digest(first)
+    # A head starts the same on a kept backbone as on a new one, so results do not depend on it.
+    fresh, fresh_digest = WarmBackbone().model(backbone, 3, SIZE, "none", 0.2, seed=5)
+    assert fresh_digest == digest
+    for a, b in zip(second.get_weights(), fresh.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A model on a kept (shared) backbone saves and loads like any other.
+    second.save(tmp_path / "second.keras")
+    loaded = load_model(tmp_path / "second.keras")
+    images = _images().astype("float32")
+    np.testing.assert_allclose(loaded(images), second(images), atol=1e-6)
+    # Another seed (random weights), size or backbone builds a new one.
+    warm.model(backbone, 3, SIZE, "none", 0.2, seed=6)
+    warm.model(backbone, 3, 40, "none", 0.2, seed=6)
+    warm.model(get_backbone("mobilenetv2"), 3, 40, "none", 0.2, seed=6)
+    assert warm.builds == 4
