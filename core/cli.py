@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_workspace(p)
 
     p = commands.add_parser("worker", help="execute queued runs one at a time (the dashboard starts this)")
+    p.add_argument(
+        "--linger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="once the queue is empty, wait this long for new runs before exiting (default 0)",
+    )
     _add_workspace(p)
     return parser
 
@@ -288,7 +295,7 @@ def cmd_cancel(args) -> int:
 def cmd_worker(args) -> int:
     from core.train import run_queue
 
-    run_queue(_store(args), say=lambda line: print(line, flush=True))
+    run_queue(_store(args), say=lambda line: print(line, flush=True), poll_s=0.5, linger_s=args.linger)
     return EXIT_OK
 
 

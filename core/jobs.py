@@ -2,11 +2,12 @@
 
 The dashboard never trains in its own process: it queues a run in the registry
 and starts a detached `python -m core worker --workspace W`, which claims queued
-runs one at a time and exits when the queue is empty. The worker outlives the
-Streamlit server (its own session, output to `<workspace>/logs/worker.log`), and
-starting one while another is alive is harmless: claiming a run is atomic in the
-registry, so a second worker finds nothing to claim while a run is running and
-exits at once.
+runs one at a time and exits once the queue has stayed empty for WORKER_LINGER_S
+(so the next run starts at once in a warm process). The worker outlives the
+Streamlit server (its own session, output to `<workspace>/logs/worker.log`).
+While the dashboard's last worker is alive, `start_worker` leaves the new run to
+it; two workers at once are harmless anyway: claiming a run is atomic in the
+registry, so runs still execute one at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ LOG_DIR = "logs"
 LOG_NAME = "worker.log"
 PID_NAME = "worker.pid"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A dashboard worker waits this long for the next run once the queue is empty, so a run started
+# soon after (another learning rate, say) begins at once: TensorFlow loaded, backbone built.
+WORKER_LINGER_S = 300.0
 # A queued run nobody claimed for this long, with nothing running, has no worker.
 STALL_SECONDS = 5.0
 
@@ -37,14 +41,19 @@ def worker_log(workspace: Path) -> Path:
 
 
 def start_worker(workspace: Path) -> int:
-    """Start a detached worker for `workspace` and return its process id."""
+    """Make sure a worker serves `workspace`: the one still alive (it claims the new run within a
+    second) or a new detached one. Returns its process id."""
     _reap_children()
+    alive = running_worker(workspace)
+    if alive is not None:
+        return alive
     log_path = worker_log(workspace)
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The worker imports `core` from this checkout, wherever the server was started from.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", "core", "worker", "--workspace", str(Path(workspace).resolve())]
+    command += ["--linger", str(WORKER_LINGER_S)]
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
@@ -73,12 +82,18 @@ def start_worker(workspace: Path) -> int:
 
 def worker_alive(workspace: Path) -> bool:
     """Whether the last worker the dashboard started for `workspace` is still running."""
+    return running_worker(workspace) is not None
+
+
+def running_worker(workspace: Path) -> int | None:
+    """The process id of the last worker the dashboard started for `workspace`, if it still runs."""
     _reap_children()
     try:
         pid_text, _, start = (Path(workspace) / LOG_DIR / PID_NAME).read_text().strip().partition(" ")
-        return process_alive(int(pid_text), start or None)
+        pid = int(pid_text)
     except (OSError, ValueError):
-        return False
+        return None
+    return pid if process_alive(pid, start or None) else None
 
 
 def queue_stalled(store: RunStore, now: float | None = None) -> bool:

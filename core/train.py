@@ -206,26 +206,35 @@ def run_queue(
     say: Printer = print,
     progress: ProgressCallback = no_progress,
     poll_s: float = 1.0,
+    linger_s: float = 0.0,
 ) -> None:
     """Execute queued runs one at a time; return when `until` has ended (or the queue is empty).
 
+    Without `until`, an empty queue is watched for `linger_s` more seconds, so a run queued
+    soon after starts at once in this warm process (backbone built, TensorFlow loaded).
     A run that fails is recorded as failed and the queue moves on; only the failure of
     `until` itself is raised.
     """
     announced = False
+    idle_since: float | None = None
     while True:
         if until is not None and store.get(until).status not in ("queued", "running"):
             return
         record = store.claim_next_queued()
         if record is None:
             if until is None:
-                return
+                idle_since = idle_since or time.monotonic()
+                if time.monotonic() - idle_since >= linger_s or not store.db_path.is_file():
+                    return  # nothing came, or the workspace is gone
+                time.sleep(poll_s)
+                continue
             active = store.active()
             if active is not None and not announced:
                 say(f"waiting: run {active.id} is training; run {until} is queued behind it")
                 announced = True
             time.sleep(poll_s)
             continue
+        idle_since = None
         try:
             execute_run(store, record, say=say, progress=progress)
         except PetLabError as exc:

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -404,25 +405,38 @@ def test_training_page_offers_to_restart_a_stalled_queue(workspace, spawned):
     assert spawned == [workspace.resolve()]
 
 
-def test_a_real_worker_trains_a_run_started_from_the_page(workspace, pets):
+def test_a_real_worker_trains_runs_started_from_the_page_and_stays_warm(workspace, pets, monkeypatch):
+    monkeypatch.setattr(jobs, "WORKER_LINGER_S", 20.0)
     at = start_app(data_source="folder", data_path=str(pets), epochs=1, batch_size=16, **TINY)
     open_page(at, "training")
     at.button(key="start_head").click().run()
     assert not at.error, texts(at.error)
     store = RunStore(workspace)
-    deadline = time.monotonic() + 300
-    while store.get(1).status in ("queued", "running") and time.monotonic() < deadline:
-        time.sleep(1)
-    record = store.get(1)
-    assert record.status == "done", f"{record.error}\n{jobs.log_tail(workspace)}"
-    assert record.pid != os.getpid()  # it trained in another process
-    at.run()
-    assert "Run 1 is done" in texts(at.success)[0]
-    assert "run 1 done" in jobs.log_tail(workspace)
-    deadline = time.monotonic() + 30
-    while jobs.worker_alive(workspace) and time.monotonic() < deadline:  # it exits once the queue is empty
-        time.sleep(0.5)
-    assert not jobs.worker_alive(workspace)
+    worker = jobs.running_worker(workspace)
+    try:
+        deadline = time.monotonic() + 300
+        while store.get(1).status in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(1)
+        record = store.get(1)
+        assert record.status == "done", f"{record.error}\n{jobs.log_tail(workspace)}"
+        assert record.pid == worker != os.getpid()  # it trained in another process
+        at.run()
+        assert "Run 1 is done" in texts(at.success)[0]
+        assert "run 1 done" in jobs.log_tail(workspace)
+        # The next run goes to the same, still warm worker instead of a new process.
+        at.button(key="start_head").click().run()
+        assert jobs.running_worker(workspace) == worker
+        deadline = time.monotonic() + 120
+        while store.get(2).status in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert store.get(2).status == "done" and store.get(2).pid == worker
+        deadline = time.monotonic() + 60
+        while jobs.worker_alive(workspace) and time.monotonic() < deadline:  # it exits after lingering
+            time.sleep(0.5)
+        assert not jobs.worker_alive(workspace)
+    finally:
+        if worker and jobs.worker_alive(workspace):
+            os.kill(worker, signal.SIGKILL)
 
 
 # -- predict ---------------------------------------------------------------------------------
