@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=f.batch_size)
     p.add_argument("--patience", type=int, default=f.patience)
     p.add_argument("--seed", type=int, default=f.seed)
+    p.add_argument(
+        "--no-feature-cache", dest="feature_cache", action="store_false",
+        help="with --unfreeze N: run the frozen lower backbone every epoch instead of once (cached)",
+    )  # fmt: skip
     _add_workspace(p)
 
     p = commands.add_parser("resume", help="continue a failed run from its last finished epoch")
@@ -205,7 +209,7 @@ def cmd_finetune(args) -> int:
     store = _store(args)
     finetune = cfg.FinetuneConfig(
         epochs=args.epochs, lr=args.lr, unfreeze=str(args.unfreeze), batch_size=args.batch_size,
-        patience=args.patience, seed=args.seed,
+        patience=args.patience, seed=args.seed, feature_cache=args.feature_cache,
     )  # fmt: skip
     return _run_to_end(store, queue_finetune_run(store, args.parent, finetune))
 

@@ -58,6 +58,9 @@ class FinetuneConfig:
     batch_size: int | None = None  # None: the parent run's batch size
     patience: int = 5
     seed: int = 42
+    # With the top N layers unfrozen and flip-only augmentation, run the frozen layers below them
+    # once per image and view (cached) instead of every epoch: the same training, less computing.
+    feature_cache: bool = True
 
 
 DATA = DataConfig()

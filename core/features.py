@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -22,11 +21,11 @@ import numpy as np
 import tensorflow as tf
 
 from core.backbones import Backbone, build_backbone, resolve_weights
-from core.model import backbone_of, build_model, compiled_forward
+from core.model import HEAD_LAYERS, backbone_of, build_model, compiled_forward
 from core.progress import ProgressCallback, no_progress
 from core.workspace import atomic_path
 
-FEATURE_FORMAT = 1
+FEATURE_FORMAT = 2
 VIEWS = ("original", "flipped")
 
 
@@ -94,30 +93,52 @@ def _weights_identity(weights: str, seed: int) -> tuple:
     return (resolved, stat.st_size, stat.st_mtime_ns)
 
 
-def feature_extractor(model: keras.Model) -> keras.Model:
-    """The part of a PetLab model up to the pooled backbone output."""
-    return keras.Model(model.input, model.get_layer("avg_pool").output, name="feature_extractor")
+def feature_extractor(model: keras.Model, at: int | None = None) -> keras.Model:
+    """The part of a PetLab model up to the pooled backbone output, or up to backbone operation `at`."""
+    if at is None:
+        return keras.Model(model.input, model.get_layer("avg_pool").output, name="feature_extractor")
+    base = backbone_of(model)
+    lower = keras.Model(base.input, base.operations[at].output, name="lower_backbone")
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[: model.layers.index(base)]:  # the input scaling in front of the backbone
+        if not isinstance(layer, keras.layers.InputLayer):
+            x = layer(x)
+    return keras.Model(inputs, lower(x, training=False), name="feature_extractor")
 
 
-def head_model(model: keras.Model) -> keras.Model:
-    """The head of a PetLab model as a model on pooled features, sharing the same layers."""
-    features = keras.Input(model.get_layer("avg_pool").output.shape[1:], name="features")
-    x = features
-    for name in ("head_bn", "head_dropout", "predictions"):
+def head_model(model: keras.Model, at: int | None = None) -> keras.Model:
+    """The part of a PetLab model above its pooled backbone output (the head), or above backbone
+    operation `at` (the top of the backbone and the head), as a model on that output. It shares
+    the layers of `model`: training it trains them."""
+    if at is None:
+        features = keras.Input(model.get_layer("avg_pool").output.shape[1:], name="features")
+        x, names = features, HEAD_LAYERS[1:]
+    else:
+        base = backbone_of(model)
+        upper = keras.Model(base.operations[at].output, base.output, name="upper_backbone")
+        features = keras.Input(upper.input_shape[1:], name="features")
+        x, names = upper(features, training=False), HEAD_LAYERS  # as build_model calls the backbone
+    for name in names:
         x = model.get_layer(name)(x)
     return keras.Model(features, x, name="head")
 
 
 class FeatureCache:
-    """Pooled features per (data, split, view, backbone weights, size), in <workspace>/cache/features/."""
+    """Backbone outputs per (data, split, view, weights, size, place) in <workspace>/cache/features/.
+
+    The place is the pooled backbone output (head training) or the output of a backbone
+    operation below which fine-tuning keeps everything frozen. Arrays come back memory-mapped.
+    """
 
     def __init__(self, workspace: Path) -> None:
         self.root = Path(workspace) / "cache" / "features"
         self.computed = 0  # images passed through the backbone by this instance (for tests and benchmarks)
-        self._extractor: tuple[keras.Model, Callable] | None = None
+        self._extractor: tuple | None = None  # (model, at, compiled extractor, output shape)
 
-    def key(self, data_fingerprint: str, split: str, view: str, digest: str, size: int) -> str:
-        text = f"{FEATURE_FORMAT}|{data_fingerprint}|{split}|{view}|{digest}|{size}"
+    def key(self, data_fingerprint: str, split: str, view: str, digest: str, size: int, at=None) -> str:
+        place = "pooled" if at is None else f"operation {at}"
+        text = f"{FEATURE_FORMAT}|{data_fingerprint}|{split}|{view}|{digest}|{size}|{place}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def get(
@@ -130,39 +151,43 @@ class FeatureCache:
         digest: str | None = None,
         batch_size: int = 64,
         progress: ProgressCallback = no_progress,
+        at: int | None = None,
     ) -> np.ndarray:
-        """float32 [N, D] features of `images` (flipped first for view 'flipped'), computed once."""
+        """float32 [N, ...] outputs of `feature_extractor(model, at)` for `images` (flipped first for
+        view 'flipped'), computed once."""
         digest = digest or weights_digest(model)
-        path = self.root / f"{self.key(data_fingerprint, split, view, digest, images.shape[1])}.npy"
-        if path.is_file():
-            return np.load(path, allow_pickle=False)
-        features = self._compute(
-            model, images, view, batch_size, progress, f"extracting {split} features ({view})"
-        )
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.save(fh, features)
-        return features
+        key = self.key(data_fingerprint, split, view, digest, images.shape[1], at)
+        path = self.root / f"{key}.npy"
+        if not path.is_file():
+            what = "features" if at is None else "lower-backbone outputs"
+            with atomic_path(path) as tmp:
+                self._compute(
+                    model, at, images, view, batch_size, progress, tmp, f"extracting {split} {what} ({view})"
+                )
+        return np.load(path, mmap_mode="r", allow_pickle=False)
 
-    def _compute(self, model, images, view, batch_size, progress, stage) -> np.ndarray:
-        forward = self._forward(model)
-        chunks = []
+    def _compute(self, model, at, images, view, batch_size, progress, path, stage) -> None:
+        forward, shape = self._forward(model, at)
         total = len(images)
+        # Written batch by batch into the file: lower-backbone outputs of a large dataset outgrow memory.
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(total, *shape))
         progress(stage, 0, total)
         for start in range(0, total, batch_size):
             batch = np.asarray(images[start : start + batch_size])
             if view == "flipped":
                 batch = flip_views(batch)
-            chunks.append(np.asarray(forward(tf.convert_to_tensor(batch, tf.float32)), dtype=np.float32))
+            out[start : start + len(batch)] = np.asarray(forward(tf.convert_to_tensor(batch, tf.float32)))
             progress(stage, min(start + batch_size, total), total)
+        out.flush()
+        del out
         self.computed += total
-        width = int(model.get_layer("avg_pool").output.shape[-1])
-        return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
 
-    def _forward(self, model: keras.Model):
-        """The compiled feature extractor of `model`, traced once and reused for every split and view."""
-        if self._extractor is None or self._extractor[0] is not model:
-            self._extractor = (model, compiled_forward(feature_extractor(model)))
-        return self._extractor[1]
+    def _forward(self, model: keras.Model, at: int | None):
+        """The compiled extractor for `model` and `at`, traced once and reused for every split and view."""
+        if self._extractor is None or self._extractor[0] is not model or self._extractor[1] != at:
+            extractor = feature_extractor(model, at)
+            self._extractor = (model, at, compiled_forward(extractor), tuple(extractor.output.shape[1:]))
+        return self._extractor[2], self._extractor[3]
 
 
 def feature_dataset(
@@ -179,20 +204,32 @@ def feature_dataset(
     Training: each epoch is a new shuffle of all images, each in one of its views picked at
     random. Otherwise every epoch is the same pass over view 0. The dataset repeats, so fit()
     keeps one iterator for the whole run (with `steps_per_epoch`) instead of building one per
-    epoch, which costs more than an epoch of head training on features.
+    epoch, which costs more than an epoch of head training on pooled features. The views may be
+    memory-mapped: only the rows of the current batch are read.
     """
-    stacked = np.stack(views, axis=1)  # [N, V, D]
-    dataset = tf.data.Dataset.from_tensor_slices((stacked, np.asarray(labels, np.int64)))
-    if training:
-        dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    count = len(labels)
+    labels = np.asarray(labels, np.int64)
 
-        def one_view(x, y):  # a random view per image, drawn anew every epoch
-            return x[tf.random.uniform((), 0, len(views), tf.int32, seed=seed)], y
-    else:
+    def batches():
+        rng = np.random.default_rng(seed)
+        while True:
+            order = rng.permutation(count) if training else np.arange(count)
+            view = rng.integers(0, len(views), count) if training else np.zeros(count, np.int64)
+            for start in range(0, count, batch_size):
+                index = order[start : start + batch_size]
+                x = np.empty((len(index), *views[0].shape[1:]), np.float32)
+                for v, rows in enumerate(views):
+                    picked = view[start : start + batch_size] == v
+                    if picked.any():
+                        x[picked] = rows[np.sort(index[picked])][np.argsort(np.argsort(index[picked]))]
+                yield x, labels[index]
 
-        def one_view(x, y):
-            return x[0], y
-
-    dataset = dataset.map(one_view).batch(batch_size)
-    dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes))).repeat()
-    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(len(labels) / batch_size)
+    dataset = tf.data.Dataset.from_generator(
+        batches,
+        output_signature=(
+            tf.TensorSpec((None, *views[0].shape[1:]), tf.float32),
+            tf.TensorSpec((None,), tf.int64),
+        ),
+    )
+    dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(count / batch_size)

@@ -99,6 +99,38 @@ def unfreeze_model(model: keras.Model, unfreeze: str | int = "all") -> int:
     return opened
 
 
+def frozen_boundary(model: keras.Model) -> int | None:
+    """Where the frozen lower backbone of a model prepared by `unfreeze_model` ends.
+
+    The index in `backbone.operations` of the highest operation below every trainable layer
+    whose output is the only tensor the operations above it read: the place where the lower
+    part's output can be computed once and cached. None when no layer with weights is frozen
+    below the trainable ones (every layer trains, say).
+    """
+    operations = backbone_of(model).operations
+    trainable = [
+        i for i, op in enumerate(operations) if isinstance(op, keras.layers.Layer) and op.trainable_weights
+    ]
+    if not trainable:
+        return None
+    position = {id(op): i for i, op in enumerate(operations)}
+    last_reader = list(range(len(operations)))  # the highest operation that reads each one's output
+    for i, op in enumerate(operations):
+        for node in op._inbound_nodes:
+            for tensor in node.input_tensors:
+                j = position.get(id(tensor._keras_history.operation))
+                if j is not None:
+                    last_reader[j] = max(last_reader[j], i)
+    boundary, reach = None, 0
+    for cut in range(1, trainable[0]):
+        reach = max(reach, last_reader[cut - 1])
+        if reach <= cut:
+            boundary = cut
+    if boundary is None or not any(op.weights for op in operations[: boundary + 1]):
+        return None  # nothing worth caching below: only input, padding or scaling
+    return boundary
+
+
 def compile_model(model: keras.Model, lr: float) -> None:
     """Adam, categorical cross-entropy, accuracy and top-5 accuracy, as in the reference."""
     model.compile(

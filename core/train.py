@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -36,8 +38,8 @@ from core.backbones import get_backbone
 from core.device import configure_device, distribution_strategy, even_rows, replica_batch_size
 from core.errors import BadInputError, PetLabError
 from core.evaluate import classification_report, evaluate_model, summary_metrics
-from core.features import FeatureCache, WarmBackbone, feature_dataset, head_model
-from core.model import compile_model, load_model, unfreeze_model
+from core.features import FeatureCache, WarmBackbone, feature_dataset, head_model, weights_digest
+from core.model import backbone_of, compile_model, frozen_boundary, load_model, unfreeze_model
 from core.pipeline import load_split_arrays, make_dataset
 from core.progress import ProgressCallback, no_progress
 from core.registry import RunRecord, RunStore
@@ -386,7 +388,28 @@ def _save_artifacts(store: RunStore, record: RunRecord, model: keras.Model, clas
 
 def uses_feature_cache(train: cfg.TrainConfig) -> bool:
     """Head training can run on cached features when augmentation is none or the reference flip."""
-    return train.feature_cache and (is_flip_only(train.augment) or not parse_spec(train.augment))
+    return train.feature_cache and cacheable(train.augment)
+
+
+def cacheable(augment: str) -> bool:
+    """Whether every view an augmentation can produce can be cached: none, or the reference flip."""
+    return is_flip_only(augment) or not parse_spec(augment)
+
+
+def cached_boundary(model: keras.Model, finetune: cfg.FinetuneConfig, augment: str) -> int | None:
+    """The backbone operation below which a fine-tuning run caches the frozen part's outputs, or None.
+
+    Only where it pays: flip-only (or no) augmentation, layers with weights frozen below the
+    trainable ones, and at most as many values per image as the image itself has (an early
+    boundary of a mostly unfrozen backbone would cache more than it saves).
+    """
+    if not (finetune.feature_cache and cacheable(augment)):
+        return None
+    at = frozen_boundary(model)
+    if at is None:
+        return None
+    values = math.prod(backbone_of(model).operations[at].output.shape[1:])
+    return at if values <= math.prod(model.input_shape[1:]) else None
 
 
 def _train_head(store, record, say, progress):
@@ -405,8 +428,8 @@ def _train_head(store, record, say, progress):
             train.seed,
         )
         compile_model(model, train.lr)
+    say(f"run {record.id}: head training {train.backbone} on {data.source}, {len(class_names)} classes")
     if not uses_feature_cache(train):
-        say(f"run {record.id}: head training {train.backbone} on {data.source}, {len(class_names)} classes")
         train_ds, val_ds = _image_datasets(
             arrays, len(class_names), train.batch_size, train.augment, train.seed
         )
@@ -415,39 +438,57 @@ def _train_head(store, record, say, progress):
         report = evaluate_model(model, *arrays["test"], class_names)
         return status, metrics | _write_evaluation(store, record, report)
 
-    cache = FeatureCache(store.workspace)
-    fingerprint = source.fingerprint()
-
-    def features(split: str, view: str = "original"):
-        return cache.get(model, arrays[split][0], fingerprint, split, view, digest, progress=progress)
-
-    train_views = [features("train")] + (
-        [features("train", "flipped")] if is_flip_only(train.augment) else []
-    )
-    val_features, test_features = features("validation"), features("test")
-    say(
-        f"run {record.id}: head training {train.backbone} on {data.source}, {len(class_names)} classes "
-        f"(cached backbone features, {len(train_views)} view{'s' if len(train_views) > 1 else ''})"
-    )
-    with distribution_strategy().scope():
-        head = head_model(model)
-        compile_model(head, train.lr)
-    n = len(class_names)
-    replicas = distribution_strategy().num_replicas_in_sync  # every batch splits evenly over them
-    batch_size = replica_batch_size(train.batch_size, replicas)
-    *train_views, train_labels = even_rows([*train_views, arrays["train"][1]], replicas)
-    val_features, val_labels = even_rows([val_features, arrays["validation"][1]], replicas)
-    train_ds, train_steps = feature_dataset(
-        train_views, train_labels, n, batch_size, training=True, seed=train.seed
-    )
-    val_ds, val_steps = feature_dataset([val_features], val_labels, n, batch_size, training=False, seed=0)
-    status, metrics = _fit(
-        store, record, head, train_ds, val_ds, train.epochs, train.patience, say, (train_steps, val_steps)
-    )
+    test_features = FeatureCache(store.workspace).get(
+        model, arrays["test"][0], source.fingerprint(), "test", "original", digest, progress=progress
+    )  # before training, so the progress stage is cleared once training starts
+    plan = _FitPlan(train.augment, train.lr, train.batch_size, train.seed, train.epochs, train.patience)
+    status, metrics, head = _fit_on_cached(store, record, model, digest, source, arrays, plan, say, progress)
     _save_artifacts(store, record, model, class_names)  # the full model: backbone + the head just trained
     probabilities = np.asarray(head.predict(test_features, batch_size=256, verbose=0))
     report = classification_report(probabilities, arrays["test"][1], class_names)
     return status, metrics | {"feature_cache": True} | _write_evaluation(store, record, report)
+
+
+@dataclass(frozen=True)
+class _FitPlan:
+    """What a fit on cached outputs needs to know of a head or fine-tuning config."""
+
+    augment: str
+    lr: float
+    batch_size: int
+    seed: int
+    epochs: int
+    patience: int
+
+
+def _fit_on_cached(store, record, model, digest, source, arrays, plan: _FitPlan, say, progress, at=None):
+    """Fit the part of `model` above backbone operation `at` (the head when None) on cached outputs
+    of the frozen part below it: one view per training image, or two (it and its mirror image)
+    with the flip augmentation, picked at random each epoch. Returns (status, metrics, that part)."""
+    cache = FeatureCache(store.workspace)
+    fingerprint = source.fingerprint()
+
+    def outputs(split: str, view: str = "original"):
+        return cache.get(model, arrays[split][0], fingerprint, split, view, digest, progress=progress, at=at)
+
+    views = [outputs("train")] + ([outputs("train", "flipped")] if is_flip_only(plan.augment) else [])
+    val_outputs = outputs("validation")
+    where = "pooled backbone features" if at is None else "outputs of the frozen lower backbone"
+    say(f"run {record.id}: training on cached {where}, {len(views)} view{'s' if len(views) > 1 else ''}")
+    strategy = distribution_strategy()
+    with strategy.scope():
+        top = head_model(model, at)
+        compile_model(top, plan.lr)
+    n = len(source.class_names)
+    replicas = strategy.num_replicas_in_sync  # every batch splits evenly over them
+    batch_size = replica_batch_size(plan.batch_size, replicas)
+    *views, train_labels = even_rows([*views, arrays["train"][1]], replicas)
+    val_outputs, val_labels = even_rows([val_outputs, arrays["validation"][1]], replicas)
+    train_ds, train_steps = feature_dataset(views, train_labels, n, batch_size, training=True, seed=plan.seed)
+    val_ds, val_steps = feature_dataset([val_outputs], val_labels, n, batch_size, training=False, seed=0)
+    steps = (train_steps, val_steps)
+    status, metrics = _fit(store, record, top, train_ds, val_ds, plan.epochs, plan.patience, say, steps)
+    return status, metrics, top
 
 
 def _finetune(store, record, say, progress):
@@ -479,8 +520,21 @@ def _finetune(store, record, say, progress):
         compile_model(model, finetune.lr)
     say(f"run {record.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")
     batch_size = finetune.batch_size or train.batch_size
-    train_ds, val_ds = _image_datasets(arrays, len(class_names), batch_size, train.augment, finetune.seed)
-    status, metrics = _fit(store, record, model, train_ds, val_ds, finetune.epochs, finetune.patience, say)
+    at = cached_boundary(model, finetune, train.augment)
+    if at is None:
+        train_ds, val_ds = _image_datasets(arrays, len(class_names), batch_size, train.augment, finetune.seed)
+        status, metrics = _fit(
+            store, record, model, train_ds, val_ds, finetune.epochs, finetune.patience, say
+        )
+    else:  # the frozen lower backbone runs once per image and view, not every epoch
+        plan = _FitPlan(
+            train.augment, finetune.lr, batch_size, finetune.seed, finetune.epochs, finetune.patience
+        )
+        digest = weights_digest(model)
+        status, metrics, _ = _fit_on_cached(
+            store, record, model, digest, source, arrays, plan, say, progress, at
+        )
+        metrics |= {"cached_below": backbone_of(model).operations[at].name}
     _save_artifacts(store, record, model, class_names)
     report = evaluate_model(model, *arrays["test"], class_names)
     return status, metrics | {"unfrozen_layers": opened} | _write_evaluation(store, record, report)
