@@ -438,12 +438,13 @@ def _train_head(store, record, say, progress):
         report = evaluate_model(model, *arrays["test"], class_names)
         return status, metrics | _write_evaluation(store, record, report)
 
-    test_features = FeatureCache(store.workspace).get(
-        model, arrays["test"][0], source.fingerprint(), "test", "original", digest, progress=progress
-    )  # before training, so the progress stage is cleared once training starts
     plan = _FitPlan(train.augment, train.lr, train.batch_size, train.seed, train.epochs, train.patience)
     status, metrics, head = _fit_on_cached(store, record, model, digest, source, arrays, plan, say, progress)
     _save_artifacts(store, record, model, class_names)  # the full model: backbone + the head just trained
+    test_features = FeatureCache(store.workspace).get(
+        model, arrays["test"][0], source.fingerprint(), "test", "original", digest, progress=progress
+    )
+    store.set_progress(record.id, stage=None)
     probabilities = np.asarray(head.predict(test_features, batch_size=256, verbose=0))
     report = classification_report(probabilities, arrays["test"][1], class_names)
     return status, metrics | {"feature_cache": True} | _write_evaluation(store, record, report)

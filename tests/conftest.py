@@ -104,3 +104,63 @@ def class_folders(tmp_path: Path) -> Path:
     save_image(root / ".hidden" / "x.jpg", (0, 0, 0))
     (root / "empty").mkdir()
     return root
+
+
+# -- a workspace with one real finished run, shared by the dashboard and robustness tests ----------
+
+# Six Oxford breeds, three cats and three dogs, each its own colour: enough classes for a top 5.
+PET_BREEDS = {
+    "Abyssinian": (200, 40, 40),
+    "Bengal": (200, 120, 40),
+    "Persian": (200, 200, 40),
+    "beagle": (40, 200, 40),
+    "boxer": (40, 200, 200),
+    "pug": (40, 40, 200),
+}
+PETS_PER_BREED = 8
+
+
+def write_pets(root: Path) -> Path:
+    """Oxford-named photos of PET_BREEDS in class folders, of slightly different sizes."""
+    for breed, color in PET_BREEDS.items():
+        for number in range(PETS_PER_BREED):
+            save_image(root / breed / f"{breed}_{number}.jpg", color, size=(30 + number, 24))
+    return root
+
+
+@pytest.fixture(scope="session")
+def pets(tmp_path_factory) -> Path:
+    return write_pets(tmp_path_factory.mktemp("data") / "pets")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, pets) -> Path:
+    """A workspace with one real finished head run (run 1) and its evaluation.json, trained once.
+
+    Read it, never write to it: tests that add runs or change files work on a copy.
+    """
+    from tests.tiny_models import finished_head_run
+
+    workspace = tmp_path_factory.mktemp("trained") / "workspace"
+    assert finished_head_run(workspace, pets) == 1
+    assert (workspace / "runs" / "1" / "evaluation.json").is_file()
+    return workspace
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch) -> Path:
+    """An empty workspace for the dashboard, and a tfds folder that holds nothing (never downloaded into)."""
+    path = tmp_path / "workspace"
+    monkeypatch.setenv("PETLAB_WORKSPACE", str(path))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    return path
+
+
+@pytest.fixture
+def spawned(monkeypatch) -> list[Path]:
+    """Replaces the dashboard's worker process with a record of the workspaces it was started for."""
+    from core import jobs
+
+    calls: list[Path] = []
+    monkeypatch.setattr(jobs, "start_worker", lambda workspace: calls.append(Path(workspace)) or 4242)
+    return calls

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_image
+from conftest import PET_BREEDS, save_image
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -35,28 +35,10 @@ from core.dashboard import (
     unfreeze_choice,
 )
 from core.registry import RunStore
-from tests.tiny_models import finished_head_run
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
 TIMEOUT = 120
-# Six Oxford breeds, three cats and three dogs, each its own colour: enough classes for a top 5.
-BREEDS = {
-    "Abyssinian": (200, 40, 40),
-    "Bengal": (200, 120, 40),
-    "Persian": (200, 200, 40),
-    "beagle": (40, 200, 40),
-    "boxer": (40, 200, 200),
-    "pug": (40, 40, 200),
-}
-PER_BREED = 8
 TINY = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32}
-
-
-def write_pets(root: Path) -> Path:
-    for breed, color in BREEDS.items():
-        for number in range(PER_BREED):
-            save_image(root / breed / f"{breed}_{number}.jpg", color, size=(30 + number, 24))
-    return root
 
 
 def png_bytes(color=(200, 40, 40), size=(40, 30)) -> bytes:
@@ -74,41 +56,11 @@ def jpeg_bytes(color=(40, 40, 200)) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture(scope="module")
-def pets(tmp_path_factory) -> Path:
-    return write_pets(tmp_path_factory.mktemp("data") / "pets")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, pets) -> Path:
-    """A workspace with one real finished head run (built once per module, in-process)."""
-    workspace = tmp_path_factory.mktemp("trained") / "workspace"
-    finished_head_run(workspace, pets)
-    return workspace
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch) -> Path:
-    """An empty workspace, and a tfds folder that holds nothing (never downloaded into)."""
-    path = tmp_path / "workspace"
-    monkeypatch.setenv("PETLAB_WORKSPACE", str(path))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    return path
-
-
 @pytest.fixture
 def trained_copy(trained, workspace) -> Path:
     """A private copy of the trained workspace, for tests that add runs."""
     shutil.copytree(trained, workspace, ignore=shutil.ignore_patterns("cache"))
     return workspace
-
-
-@pytest.fixture
-def spawned(monkeypatch) -> list[Path]:
-    """Replaces the worker process with a record of the workspaces it was started for."""
-    calls: list[Path] = []
-    monkeypatch.setattr(jobs, "start_worker", lambda workspace: calls.append(Path(workspace)) or 4242)
-    return calls
 
 
 def start_app(**sidebar) -> AppTest:
@@ -274,7 +226,7 @@ def test_dataset_page_shows_counts_samples_and_one_image_at_full_size(workspace,
 
     at.segmented_control(key="counts_sort").set_value("name").run()
     order = chart(at, "label_counts_chart")["layout"]["xaxis"]["categoryarray"]
-    assert order == sorted(BREEDS, key=str.lower)
+    assert order == sorted(PET_BREEDS, key=str.lower)
 
     at.selectbox(key="sample_species").set_value("dog").run()
     captions = [image.proto.imgs[0].caption for image in at.image[:-1]]
@@ -456,7 +408,7 @@ def test_predict_gives_top5_for_uploads_and_a_message_for_a_bad_file(trained_cop
     ).run()
     assert not at.exception
     names = chart(at, "prediction_chart_0")["data"][0]["y"]
-    assert len(names) == 5 and set(names) <= set(BREEDS)
+    assert len(names) == 5 and set(names) <= set(PET_BREEDS)
     assert "broken.jpg" in texts(at.error)[0] and len(at.error) == 1
     assert any(m.value.startswith("Most likely") for m in at.markdown)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_app import chart, open_page, start_app, texts, write_pets
+from test_app import chart, open_page, start_app, texts
 
 from core.insights import (
     class_choices,
@@ -36,29 +36,7 @@ from core.insights import (
     zip_folder,
 )
 from core.registry import RunStore
-from tests.tiny_models import CLASS_NAMES, finished_head_run
-
-
-@pytest.fixture(scope="module")
-def pets(tmp_path_factory) -> Path:
-    return write_pets(tmp_path_factory.mktemp("data") / "pets")
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, pets) -> Path:
-    """A workspace with one real finished head run and its evaluation.json (built once per module)."""
-    workspace = tmp_path_factory.mktemp("trained") / "workspace"
-    run_id = finished_head_run(workspace, pets)
-    assert (workspace / "runs" / str(run_id) / "evaluation.json").is_file()
-    return workspace
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch) -> Path:
-    path = tmp_path / "workspace"
-    monkeypatch.setenv("PETLAB_WORKSPACE", str(path))
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
-    return path
+from tests.tiny_models import CLASS_NAMES
 
 
 @pytest.fixture

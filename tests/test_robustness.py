@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-from test_app import open_page, start_app, texts, write_pets
+from test_app import open_page, start_app, texts
 
 from core import config as cfg
 from core import jobs
@@ -57,7 +57,6 @@ from core.train import (
     resume_run,
     run_queue,
 )
-from tests.tiny_models import finished_head_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32}
@@ -90,35 +89,14 @@ def integrity_ok(workspace: Path) -> bool:
         return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.fixture(scope="module")
-def pets(tmp_path_factory) -> Path:
-    return write_pets(tmp_path_factory.mktemp("data") / "pets")
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory, pets) -> Path:
-    """A workspace with one finished head run (run 1), trained once per module."""
-    workspace = tmp_path_factory.mktemp("finished") / "workspace"
-    assert finished_head_run(workspace, pets) == 1
-    return workspace
-
-
 @pytest.fixture
-def workspace(tmp_path, monkeypatch, finished) -> Path:
-    """A private copy of the finished workspace, which the dashboard (AppTest) uses too."""
+def workspace(tmp_path, monkeypatch, trained) -> Path:
+    """A private copy of the trained workspace (run 1 done), which the dashboard (AppTest) uses too."""
     path = tmp_path / "workspace"
-    shutil.copytree(finished, path)
+    shutil.copytree(trained, path)
     monkeypatch.setenv("PETLAB_WORKSPACE", str(path))
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
     return path
-
-
-@pytest.fixture
-def spawned(monkeypatch) -> list[Path]:
-    """Replaces the dashboard's worker process with a record of the workspaces it was started for."""
-    calls: list[Path] = []
-    monkeypatch.setattr(jobs, "start_worker", lambda workspace: calls.append(Path(workspace)) or 4242)
-    return calls
 
 
 def photo(pets: Path) -> Path:
