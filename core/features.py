@@ -221,7 +221,7 @@ def feature_dataset(
                 for v, rows in enumerate(views):
                     picked = view[start : start + batch_size] == v
                     if picked.any():
-                        x[picked] = rows[np.sort(index[picked])][np.argsort(np.argsort(index[picked]))]
+                        x[picked] = rows[index[picked]]
                 yield x, labels[index]
 
     dataset = tf.data.Dataset.from_generator(

@@ -439,9 +439,12 @@ def _train_head(store, record, say, progress):
         return status, metrics | _write_evaluation(store, record, report)
 
     plan = _FitPlan(train.augment, train.lr, train.batch_size, train.seed, train.epochs, train.patience)
-    status, metrics, head = _fit_on_cached(store, record, model, digest, source, arrays, plan, say, progress)
+    cache = FeatureCache(store.workspace)  # one instance: the backbone is traced once for every split
+    status, metrics, head = _fit_on_cached(
+        store, record, model, cache, digest, source, arrays, plan, say, progress
+    )
     _save_artifacts(store, record, model, class_names)  # the full model: backbone + the head just trained
-    test_features = FeatureCache(store.workspace).get(
+    test_features = cache.get(
         model, arrays["test"][0], source.fingerprint(), "test", "original", digest, progress=progress
     )
     store.set_progress(record.id, stage=None)
@@ -462,11 +465,12 @@ class _FitPlan:
     patience: int
 
 
-def _fit_on_cached(store, record, model, digest, source, arrays, plan: _FitPlan, say, progress, at=None):
+def _fit_on_cached(
+    store, record, model, cache: FeatureCache, digest, source, arrays, plan: _FitPlan, say, progress, at=None
+):
     """Fit the part of `model` above backbone operation `at` (the head when None) on cached outputs
     of the frozen part below it: one view per training image, or two (it and its mirror image)
     with the flip augmentation, picked at random each epoch. Returns (status, metrics, that part)."""
-    cache = FeatureCache(store.workspace)
     fingerprint = source.fingerprint()
 
     def outputs(split: str, view: str = "original"):
@@ -532,8 +536,9 @@ def _finetune(store, record, say, progress):
             train.augment, finetune.lr, batch_size, finetune.seed, finetune.epochs, finetune.patience
         )
         digest = weights_digest(model)
+        cache = FeatureCache(store.workspace)
         status, metrics, _ = _fit_on_cached(
-            store, record, model, digest, source, arrays, plan, say, progress, at
+            store, record, model, cache, digest, source, arrays, plan, say, progress, at
         )
         metrics |= {"cached_below": backbone_of(model).operations[at].name}
     _save_artifacts(store, record, model, class_names)
