@@ -17,21 +17,23 @@ os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 import streamlit as st
 
 from core import config as cfg
-from core.backbones import BACKBONES, get_backbone
-from core.dashboard import SOURCE_LABELS, SOURCE_PATH_HELP, TOP_LAYERS_SUGGESTION, unfreeze_choice
+from core.catalog.backbones import BACKBONES, default_image_size, get_backbone
+from core.catalog.choices import (
+    LR_CHOICES,
+    SOURCE_LABELS,
+    SOURCE_PATH_HELP,
+    TOP_LAYERS_SUGGESTION,
+    WEIGHT_CHOICES,
+    unfreeze_choice,
+)
 from core.errors import PetLabError
 from ui import state
-
-# Learning rates offered in the sidebar: a log grid plus the reference values.
-LR_CHOICES = sorted(
-    {1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, cfg.TRAIN.lr, cfg.FINETUNE.lr}
-)
 
 
 @st.cache_resource(show_spinner=False)
 def device_name() -> str:
     """The device the next run will use (asks TensorFlow once per server)."""
-    from core.device import describe_device
+    from core.training.device import describe_device
 
     return describe_device()
 
@@ -59,12 +61,12 @@ def training_settings() -> None:
         "Backbone", names, index=names.index(get_backbone(t.backbone).name),
         format_func=lambda n: BACKBONES[n].label, key=state.BACKBONE,
     )  # fmt: skip
-    weights = list(dict.fromkeys([*state.WEIGHT_CHOICES, t.weights]))
+    weights = list(dict.fromkeys([*WEIGHT_CHOICES, t.weights]))
     st.selectbox(
         "Starting weights", weights, index=weights.index(t.weights),
-        format_func=lambda w: state.WEIGHT_CHOICES.get(w, w), key=state.WEIGHTS,
+        format_func=lambda w: WEIGHT_CHOICES.get(w, w), key=state.WEIGHTS,
     )  # fmt: skip
-    default_size = t.image_size or get_backbone(t.backbone).image_size
+    default_size = default_image_size(t.backbone, t.image_size)
     st.number_input("Image size (px)", 32, 1024, default_size, step=16, key=state.IMAGE_SIZE)
     st.number_input("Epochs", 1, 1000, t.epochs, key=state.EPOCHS)
     st.select_slider("Learning rate", LR_CHOICES, value=t.lr, format_func=lambda v: f"{v:g}", key=state.LR)

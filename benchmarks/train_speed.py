@@ -64,12 +64,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from core import config as cfg  # noqa: E402
+from core.data.images import IMAGE_EXTENSIONS, load_image  # noqa: E402
 from core.errors import PetLabError  # noqa: E402
-from core.images import IMAGE_EXTENSIONS, load_image  # noqa: E402
-from core.pipeline import load_split_arrays  # noqa: E402
-from core.predict import Predictor  # noqa: E402
-from core.registry import RunStore  # noqa: E402
-from core.train import queue_finetune_run, queue_head_run, run_queue  # noqa: E402
+from core.inference.predict import Predictor  # noqa: E402
+from core.runs.requests import queue_finetune_run, queue_head_run  # noqa: E402
+from core.runs.store import RunStore  # noqa: E402
+from core.training.datasets import load_split_arrays  # noqa: E402
+from core.training.worker import run_queue  # noqa: E402
 
 DEFAULT_PATH = REPO.parent / "shared" / "pets-sample" / "images"
 SOURCE = "oxford-files"
@@ -490,7 +491,7 @@ def benchmark(args: argparse.Namespace, ref_ws: Path, ours_ws: Path) -> None:
             timings[side].append(finetune_run(store, parent.run_id))
     results["ref_ft"], results["ours_ft"] = mean_timing(timings["ref"]), mean_timing(timings["ours"])
     notes.append(
-        "Fine-tuning all layers: reference and ours run the same code (core.train._finetune); each "
+        "Fine-tuning all layers: reference and ours run the same code (core.training.worker._finetune); each "
         "figure is the mean of two runs, in the order reference, ours, ours, reference."
     )
     top = {"unfreeze": str(TOP_LAYERS), "epochs": cfg.FINETUNE.epochs}

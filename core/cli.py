@@ -17,7 +17,11 @@ from core import config as cfg
 from core.errors import BadInputError, PetLabError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-EXPORT_FORMATS = ("keras", "savedmodel", "tflite")  # core.export.FORMATS, named without importing TensorFlow
+EXPORT_FORMATS = (
+    "keras",
+    "savedmodel",
+    "tflite",
+)  # core.inference.export.FORMATS, named without importing TensorFlow
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _store(args):
-    from core.registry import RunStore
+    from core.runs.store import RunStore
     from core.workspace import resolve_workspace
 
     return RunStore(resolve_workspace(args.workspace))
@@ -175,7 +179,7 @@ def cmd_data(args) -> int:
 
 def _run_to_end(store, run_id: int) -> int:
     from core.progress import TerminalProgress
-    from core.train import run_queue
+    from core.training.worker import run_queue
 
     print(f"queued: run {run_id}", flush=True)
     run_queue(store, until=run_id, say=lambda line: print(line, flush=True), progress=TerminalProgress())
@@ -191,7 +195,7 @@ def _run_to_end(store, run_id: int) -> int:
 
 
 def cmd_train(args) -> int:
-    from core.train import queue_head_run
+    from core.runs.requests import queue_head_run
 
     store = _store(args)
     data = cfg.DataConfig(source=args.source, path=str(Path(args.path).resolve()) if args.path else None)
@@ -204,7 +208,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_finetune(args) -> int:
-    from core.train import queue_finetune_run
+    from core.runs.requests import queue_finetune_run
 
     store = _store(args)
     finetune = cfg.FinetuneConfig(
@@ -215,7 +219,7 @@ def cmd_finetune(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from core.train import resume_run
+    from core.runs.requests import resume_run
 
     store = _store(args)
     done = resume_run(store, args.run)
@@ -224,7 +228,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from core.evaluate import evaluate_run
+    from core.inference.evaluate import evaluate_run
     from core.progress import TerminalProgress
 
     report = evaluate_run(_store(args), args.run, progress=TerminalProgress())
@@ -235,7 +239,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from core.predict import Predictor
+    from core.inference.predict import Predictor
 
     if args.top < 1:
         raise BadInputError("--top must be at least 1.")
@@ -250,7 +254,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from core.export import LABELS_FILE, export_run
+    from core.inference.export import LABELS_FILE, export_run
     from core.progress import TerminalProgress
 
     path = export_run(_store(args), args.run, args.format, args.quantize, progress=TerminalProgress())
@@ -297,7 +301,7 @@ def cmd_cancel(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from core.train import run_queue
+    from core.training.worker import run_queue
 
     run_queue(_store(args), say=lambda line: print(line, flush=True), poll_s=0.5, linger_s=args.linger)
     return EXIT_OK

@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 
 # Three Oxford breeds (two cats, one dog) with a distinct colour each, so labels can be checked from pixels.
+REPO = Path(__file__).resolve().parents[1]  # the checkout: app.py, core/, views/
+
 SAMPLE_BREEDS = {"Abyssinian": (200, 40, 40), "beagle": (40, 200, 40), "Bengal": (40, 40, 200)}
 PER_BREED = 10
 
@@ -37,7 +39,7 @@ def save_image(
 
 @pytest.fixture(autouse=True)
 def data_roots_hold_temp_data(tmp_path_factory, monkeypatch) -> None:
-    """The dashboard reads only inside its data roots (core.security); test data is in pytest's temp."""
+    """The dashboard reads only inside its data roots (core.data.roots); test data is in pytest's temp."""
     monkeypatch.setenv("PETLAB_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
 
 
@@ -159,7 +161,7 @@ def workspace(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def spawned(monkeypatch) -> list[Path]:
     """Replaces the dashboard's worker process with a record of the workspaces it was started for."""
-    from core import jobs
+    from core.runs import worker_process as jobs
 
     calls: list[Path] = []
     monkeypatch.setattr(jobs, "start_worker", lambda workspace: calls.append(Path(workspace)) or 4242)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from core.backbones import get_backbone
-from core.model import backbone_of, batchnorm_layers, build_model, compile_model
-from core.registry import RunStore
+from core.catalog.backbones import get_backbone
+from core.model.classifier import backbone_of, batchnorm_layers, build_model, compile_model
+from core.runs.store import RunStore
 from core.workspace import atomic_write_json
 
 CLASS_NAMES = ["Abyssinian", "beagle", "Bengal"]
@@ -83,7 +83,8 @@ TINY_RECIPE = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 
 def finished_head_run(workspace, data_folder) -> int:
     """Train one real head run (tiny backbone, 1 epoch) on a folder of class folders; returns its id."""
     from core.config import DataConfig, TrainConfig
-    from core.train import queue_head_run, run_queue
+    from core.runs.requests import queue_head_run
+    from core.training.worker import run_queue
 
     store = RunStore(workspace)
     data = DataConfig(source="folder", path=str(data_folder))

@@ -3,7 +3,7 @@
 The sidebar (app.py) owns the widgets; every page reads the settings through
 these functions, so a value chosen once holds on every page. Defaults come
 from core.config. A typed dataset path counts only inside the data roots
-(core.security), and every error shown goes through `redact`, so a visitor of a
+(core.data.roots), and every error shown goes through `redact`, so a visitor of a
 shared dashboard can neither browse nor learn the server's disk.
 """
 
@@ -14,12 +14,13 @@ from pathlib import Path
 import streamlit as st
 
 from core import config as cfg
-from core.backbones import get_backbone
-from core.dashboard import TOP_LAYERS_SUGGESTION, SourceSlot, unfreeze_choice
+from core.catalog.backbones import default_image_size
+from core.catalog.choices import TOP_LAYERS_SUGGESTION, unfreeze_choice
+from core.data.roots import data_roots as _data_roots
+from core.data.roots import redact_paths, resolve_within_roots
 from core.errors import PetLabError
-from core.registry import RunStore
-from core.security import data_roots as _data_roots
-from core.security import redact_paths, resolve_within_roots
+from core.runs.store import RunStore
+from core.tables.dataset import SourceSlot
 from core.workspace import resolve_workspace
 
 # Widget keys (also the handles a browser test or AppTest uses).
@@ -44,8 +45,6 @@ PENDING_DATA = "pending_data"
 # Upload limits in MB; the server's own cap (.streamlit/config.toml maxUploadSize) is the zip's.
 PHOTO_UPLOAD_MB = 20
 ZIP_UPLOAD_MB = 500
-
-WEIGHT_CHOICES = {"imagenet": "ImageNet (pretrained)", "none": "None (random start)"}
 
 
 def workspace() -> Path:
@@ -132,9 +131,7 @@ def train_config() -> cfg.TrainConfig:
     return cfg.TrainConfig(
         backbone=s.get(BACKBONE, t.backbone),
         weights=s.get(WEIGHTS, t.weights),
-        image_size=int(
-            s.get(IMAGE_SIZE) or t.image_size or get_backbone(s.get(BACKBONE, t.backbone)).image_size
-        ),
+        image_size=default_image_size(s.get(BACKBONE, t.backbone), s.get(IMAGE_SIZE) or t.image_size),
         epochs=int(s.get(EPOCHS, t.epochs)),
         lr=float(s.get(LR, t.lr)),
         batch_size=int(s.get(BATCH_SIZE, t.batch_size)),
@@ -155,7 +152,7 @@ def finetune_config() -> cfg.FinetuneConfig:
 
 
 def redact(message: str) -> str:
-    """`message` without the server's absolute paths (core.security.redact_paths)."""
+    """`message` without the server's absolute paths (core.data.roots.redact_paths)."""
     return redact_paths(message, data_roots())
 
 

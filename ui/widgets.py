@@ -27,8 +27,8 @@ def pick_finished_run(store, label: str, key: str, empty_text: str):
 
     Returns (the chosen RunRecord, all finished runs).
     """
-    from core.dashboard import predictable_runs
-    from core.insights import run_label
+    from core.tables.evaluation import run_label
+    from core.tables.runs import predictable_runs
 
     runs = predictable_runs(store)
     if not runs:

@@ -6,11 +6,11 @@ import numpy as np
 import streamlit as st
 
 from core import config as cfg
-from core.augment import AUGMENTATIONS, FLIP_MODES, format_spec, parse_spec
-from core.dashboard import thumbnail
+from core.catalog.augmentations import AUGMENTATIONS, FLIP_MODES, format_spec, parse_spec
+from core.data.images import IMAGE_EXTENSIONS, decode_image, resize_image
 from core.errors import PetLabError
-from core.images import IMAGE_EXTENSIONS, decode_image, resize_image
-from core.preview import preview_augmentations
+from core.model.augmentation import preview_augmentations
+from core.tables.dataset import thumbnail
 from ui import state
 from ui.widgets import ProgressBar
 

@@ -11,10 +11,10 @@ import plotly.express as px
 import streamlit as st
 
 from core.config import SPLITS
-from core.dashboard import SPECIES_COLORS, label_counts, sample_indices, species_of, thumbnail
 from core.data import DataSource
 from core.data.zip_import import ImportReport, import_zip
 from core.errors import NotFoundError, PetLabError
+from core.tables.dataset import SPECIES_COLORS, label_counts, sample_indices, species_of, thumbnail
 from ui import state
 from ui.widgets import ProgressBar
 

@@ -1,7 +1,7 @@
 """Evaluation page: how a finished run does on the test split, where it errs, and its export.
 
 Everything shown comes from the run's evaluation report (`runs/<ID>/evaluation.json`,
-core.evaluate); a run without one gets a button to compute it. The test images of
+core.inference.evaluate); a run without one gets a button to compute it. The test images of
 the gallery are read from the decoded-image cache, in the same order as the report.
 """
 
@@ -16,12 +16,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import config as cfg
-from core.dashboard import thumbnail
 from core.data import ImageCache, open_source
+from core.data.roots import resolve_within_roots
 from core.errors import PetLabError
-from core.evaluate import evaluate_run
-from core.export import export_dir, export_path, export_run, labels_path
-from core.insights import (
+from core.inference.evaluate import evaluate_run
+from core.inference.export import export_dir, export_path, export_run, labels_path
+from core.runs.store import RunRecord, RunStore
+from core.tables.dataset import thumbnail
+from core.tables.evaluation import (
     confused_pairs,
     confusion_frame,
     format_bytes,
@@ -37,8 +39,6 @@ from core.insights import (
     size_of,
     zip_folder,
 )
-from core.registry import RunRecord, RunStore
-from core.security import resolve_within_roots
 from ui import state, widgets
 from ui.widgets import ProgressBar
 

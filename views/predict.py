@@ -1,7 +1,7 @@
 """Predict page: photos in, top-5 breeds with probabilities out, from a finished run's model.
 
 Beside each prediction, a Grad-CAM overlay shows where the model looked for the
-top breed (or any other class picked under it); core.explain computes it from the
+top breed (or any other class picked under it); core.inference.explain computes it from the
 predictor's own loaded model.
 """
 
@@ -11,13 +11,14 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from core.dashboard import model_path, thumbnail
+from core.data.images import IMAGE_EXTENSIONS, decode_image
 from core.errors import PetLabError
-from core.explain import GradCam, overlay
-from core.images import IMAGE_EXTENSIONS, decode_image
-from core.insights import class_choices
-from core.predict import Prediction, Predictor
-from core.registry import RunRecord, RunStore
+from core.inference.explain import GradCam, overlay
+from core.inference.predict import Prediction, Predictor
+from core.runs.store import RunRecord, RunStore
+from core.tables.dataset import thumbnail
+from core.tables.evaluation import class_choices
+from core.tables.runs import model_path
 from ui import state, widgets
 
 TOP_K = 5

@@ -1,6 +1,6 @@
 """Training page: start head training or fine-tuning, follow the run live, compare runs.
 
-Runs execute in a separate worker process (core.jobs); this page only queues
+Runs execute in a separate worker process (core.runs.worker_process); this page only queues
 them and reads the registry, so a run keeps going when the page is left,
 reloaded or the server restarts, and runs started from a terminal show up too.
 Every browser session sees the same runs; a run started while another one
@@ -16,8 +16,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core import jobs
-from core.dashboard import (
+from core.errors import PetLabError
+from core.runs import worker_process as jobs
+from core.runs.requests import queue_finetune_run, queue_head_run, resumable_epoch, resume_run
+from core.runs.store import RunRecord, RunStore
+from core.tables.runs import (
     current_run,
     estimate_eta,
     finetunable_runs,
@@ -26,9 +29,6 @@ from core.dashboard import (
     runs_csv,
     runs_frame,
 )
-from core.errors import PetLabError
-from core.registry import RunRecord, RunStore
-from core.train import queue_finetune_run, queue_head_run, resumable_epoch, resume_run
 from ui import state
 
 STATUS_ICONS = {

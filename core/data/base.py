@@ -2,7 +2,7 @@
 
 A DataSource is a labelled image collection already split into train,
 validation and test. Examples are addressed by (split, index); images come out
-full size, decoded by core.images.decode_image, so resizing and caching are
+full size, decoded by core.data.images.decode_image, so resizing and caching are
 the business of core.data.cache. `FileListSource` implements the interface for
 sources that are plain image files on disk (the Oxford files and a folder of
 class sub-folders); it decodes files on worker threads because PIL releases
@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from core.config import SPLITS
+from core.data.images import IMAGE_EXTENSIONS, decode_image
 from core.data.splits import check_split
 from core.errors import BadInputError, NotFoundError
-from core.images import IMAGE_EXTENSIONS, decode_image
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from core.data.base import DataSource
+from core.data.images import resize_image
 from core.data.splits import check_split
 from core.errors import BadInputError, PetLabError
-from core.images import resize_image
 from core.progress import ProgressCallback, no_progress
 from core.workspace import atomic_write_json
 

@@ -3,7 +3,7 @@
 train = `train[:90%]`, validation = `train[90%:]`, test = `test` (the 90 comes
 from DataConfig.validation_fraction). The data lives in `TFDS_DATA_DIR` if set,
 else `<workspace>/tensorflow_datasets`. Images are read as their stored JPEG
-bytes and decoded by core.images.decode_image, like every other image in
+bytes and decoded by core.data.images.decode_image, like every other image in
 PetLab. When the dataset is not prepared yet it is downloaded, after a quick
 network probe so that an offline machine gets an OfflineError at once instead
 of minutes of retries.
@@ -26,10 +26,10 @@ import numpy as np
 
 from core.config import SPLITS, DataConfig
 from core.data.base import DataSource, digest, parallel_map
+from core.data.images import decode_image
+from core.data.net import check_reachable
 from core.data.splits import check_split, reference_percent
 from core.errors import NotFoundError, OfflineError, PetLabError
-from core.images import decode_image
-from core.net import check_reachable
 from core.progress import ProgressCallback, no_progress
 
 

@@ -9,7 +9,7 @@ refused, with one sentence, if a member's path leads out of its folder
 zip bomb (too many members, too many bytes in all, a member too large or far
 more compressed than photos ever are); while unpacking, the bytes actually read
 are counted too, since headers can lie. Files that do not decode as images
-(core.images.decode_image) are skipped and counted; system junk (`__MACOSX`,
+(core.data.images.decode_image) are skipped and counted; system junk (`__MACOSX`,
 dot files, Thumbs.db) is ignored. At least two classes with `min_per_class`
 images each are needed.
 """
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from core.data.images import IMAGE_EXTENSIONS, decode_image
 from core.errors import BadImageError, BadInputError, PetLabError
-from core.images import IMAGE_EXTENSIONS, decode_image
 from core.progress import ProgressCallback, no_progress
 
 UPLOADS = Path("datasets") / "uploads"

@@ -1,0 +1,1 @@
+"""Using a trained run (TensorFlow): evaluation, prediction, Grad-CAM and export."""

@@ -1,0 +1,313 @@
+"""Exporting a finished run's model for use outside PetLab.
+
+Everything goes to `<workspace>/runs/<ID>/export/`:
+
+- `model.keras`: a copy of the run's Keras model;
+- `savedmodel/`: a TensorFlow SavedModel for TF Serving, whose `serving_default`
+  signature takes `images`, float32 [batch, H, W, 3] raw 0-255 RGB, and returns
+  `probabilities`, float32 [batch, classes];
+- `model.tflite`: the same model for TensorFlow Lite / LiteRT, float32;
+- `model_quantized.tflite`: dynamic-range quantized (int8 weights, float
+  input and output), about a quarter of the size;
+- `labels.txt`: the class names, one a line, in output order.
+
+The model takes raw pixels (any scaling is inside it), so a consumer only has
+to resize a photo to H×W; `loaded.serve(images)` works too after
+tf.saved_model.load. Each artifact is built in a staging folder beside its
+destination and renamed into place, so an interrupted export never leaves a
+half-written file where a finished one is expected. TFLite models are converted
+from a SavedModel (the route Keras's own LiteRT export takes) with TFLite
+built-in operators only, so they run without TensorFlow's "Flex" ops. A run
+trained under mixed precision is exported computing in float32.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from core.errors import BadInputError, NotFoundError, PetLabError
+from core.model.classifier import load_model
+from core.progress import ProgressCallback, no_progress
+from core.runs.store import RunStore
+from core.workspace import read_json
+
+FORMATS = ("keras", "savedmodel", "tflite")
+EXPORT_DIR = "export"
+LABELS_FILE = "labels.txt"
+SERVING_INPUT = "images"
+SERVING_OUTPUT = "probabilities"
+_ARTIFACTS = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
+_QUANTIZED_TFLITE = "model_quantized.tflite"
+
+
+def export_dir(run_dir: Path) -> Path:
+    """The folder a run's exports go to."""
+    return Path(run_dir) / EXPORT_DIR
+
+
+def export_path(run_dir: Path, fmt: str, quantize: bool = False) -> Path:
+    """Where `export_run` writes the model of format `fmt` for a run."""
+    name = _QUANTIZED_TFLITE if fmt == "tflite" and quantize else _ARTIFACTS[fmt]
+    return export_dir(run_dir) / name
+
+
+def export_run(
+    store: RunStore,
+    run_id: int,
+    fmt: str,
+    quantize: bool = False,
+    progress: ProgressCallback = no_progress,
+) -> Path:
+    """Export a finished run's model as `fmt` (keras, savedmodel or tflite); returns the model's path.
+
+    `quantize` (tflite only) writes the dynamic-range quantized model instead of
+    the float32 one. labels.txt is written beside the model every time.
+    """
+    fmt = _check_format(fmt, quantize)
+    run_dir = _finished_run_dir(store, run_id)
+    class_names = [str(name) for name in read_json(run_dir / "class_names.json")]
+    target = export_path(run_dir, fmt, quantize)
+    stage = f"exporting {fmt}" + (" (quantized)" if quantize else "")
+    steps = _STEPS[fmt]
+    progress(stage, 0, steps + 1)
+    with _staging(target.parent) as staging:
+        artifact = _EXPORTERS[fmt](run_dir, staging, quantize, lambda done: progress(stage, done, steps + 1))
+        labels = staging / LABELS_FILE
+        labels.write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
+        _install(artifact, target)
+        _install(labels, target.parent / LABELS_FILE)
+    progress(stage, steps + 1, steps + 1)
+    return target
+
+
+def labels_path(run_dir: Path) -> Path:
+    """The labels.txt written with every export of a run."""
+    return export_dir(run_dir) / LABELS_FILE
+
+
+# -- checks -------------------------------------------------------------------------------
+
+
+def _check_format(fmt: str, quantize: bool) -> str:
+    key = str(fmt).lower().replace("-", "").replace("_", "")
+    if key not in FORMATS:
+        raise BadInputError(f"Unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}.")
+    if quantize and key != "tflite":
+        raise BadInputError(f"--quantize applies to --format tflite only, not {key}.")
+    return key
+
+
+def _finished_run_dir(store: RunStore, run_id: int) -> Path:
+    record = store.get(run_id)  # NotFoundError for an unknown id
+    if record.status != "done":
+        raise BadInputError(
+            f"Run {run_id} is {record.status}; only finished runs can be exported, so wait for it "
+            "or pick a run marked done."
+        )
+    run_dir = store.run_dir(run_id)
+    for name in ("model.keras", "class_names.json"):
+        if not (run_dir / name).is_file():
+            raise NotFoundError(f"Run {run_id} has no {name} in its folder; train it again to export it.")
+    return run_dir
+
+
+# -- the formats --------------------------------------------------------------------------
+
+Step = Callable[[int], None]
+
+
+def _export_keras(run_dir: Path, staging: Path, quantize: bool, step: Step) -> Path:
+    artifact = staging / _ARTIFACTS["keras"]
+    shutil.copyfile(run_dir / "model.keras", artifact)
+    step(1)
+    return artifact
+
+
+def _export_savedmodel(run_dir: Path, staging: Path, quantize: bool, step: Step) -> Path:
+    model = float32_model(load_model(run_dir / "model.keras"))
+    step(1)
+    artifact = staging / _ARTIFACTS["savedmodel"]
+    write_saved_model(model, artifact)
+    step(2)
+    return artifact
+
+
+def _export_tflite(run_dir: Path, staging: Path, quantize: bool, step: Step) -> Path:
+    model = float32_model(load_model(run_dir / "model.keras"))
+    step(1)
+    saved_model = staging / "savedmodel-for-tflite"
+    write_saved_model(model, saved_model)
+    step(2)
+    artifact = staging / (_QUANTIZED_TFLITE if quantize else _ARTIFACTS["tflite"])
+    artifact.write_bytes(convert_to_tflite(saved_model, quantize))
+    step(3)
+    return artifact
+
+
+_EXPORTERS = {"keras": _export_keras, "savedmodel": _export_savedmodel, "tflite": _export_tflite}
+_STEPS = {"keras": 1, "savedmodel": 2, "tflite": 3}
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """`model` computing in float32 throughout, with the same weights.
+
+    A run trained on a GPU under mixed precision computes in float16, which
+    TFLite's built-in kernels reject and CPUs run slowly; its weights are float32
+    anyway, so the model is rebuilt with float32 layers and the weights copied.
+    """
+    config = model.get_config()
+    float_config = _float32_policies(config)
+    if float_config == config:
+        return model
+    rebuilt = keras.Model.from_config(float_config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def _float32_policies(node):
+    """A copy of a Keras config with every mixed-precision dtype policy replaced by float32."""
+    if isinstance(node, dict):
+        if _is_mixed_policy(node):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _float32_policies(value) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return type(node)(_float32_policies(value) for value in node)
+    return node
+
+
+def _is_mixed_policy(node: dict) -> bool:
+    config = node.get("config")
+    return (
+        node.get("class_name") == "DTypePolicy"
+        and isinstance(config, dict)
+        and str(config.get("name", "")).startswith("mixed_")
+    )
+
+
+def write_saved_model(model: keras.Model, path: Path) -> None:
+    """Write `model` as a SavedModel whose serving_default maps `images` to `probabilities`.
+
+    One traced tf.function saved from a plain tf.Module: keras.export.ExportArchive
+    gives the same signature but traces the model several times and stores every
+    layer's functions too (about 4x slower, twice the size, and slower to convert).
+    """
+    height, width = int(model.input_shape[1]), int(model.input_shape[2])
+    serve = tf.function(
+        lambda images: {SERVING_OUTPUT: model(images, training=False)},
+        input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name=SERVING_INPUT)],
+    )
+    concrete = serve.get_concrete_function()
+    module = tf.Module()
+    module.serve = serve
+    module.model_variables = list(concrete.variables)  # only the variables the forward pass reads
+    tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
+
+
+def convert_to_tflite(saved_model: Path, quantize: bool = False) -> bytes:
+    """A .tflite flatbuffer from a SavedModel; `quantize` gives dynamic-range int8 weights."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
+    try:
+        return converter.convert()
+    except Exception as exc:  # tf.lite raises ConverterError and plain exceptions alike
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PetLabError(
+            f"TensorFlow Lite could not convert this model ({first}); "
+            "export it as savedmodel or keras instead."
+        ) from None
+
+
+# -- running a .tflite file ---------------------------------------------------------------
+
+
+def tflite_interpreter(path: Path):
+    """A TFLite interpreter for `path`: LiteRT's (ai-edge-litert) if installed, else TensorFlow's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        with warnings.catch_warnings():
+            # TensorFlow's interpreter still works in TF 2.21 but warns that LiteRT replaces it.
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated.*")
+            return tf.lite.Interpreter(model_path=str(path))
+    return Interpreter(model_path=str(path))
+
+
+def tflite_probabilities(path: Path, images: np.ndarray) -> np.ndarray:
+    """Run an exported .tflite model on a batch of HxWx3 raw 0-255 images; returns probabilities."""
+    batch = np.asarray(images, dtype=np.float32)
+    interpreter = tflite_interpreter(path)
+    (source,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(source["index"], list(batch.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(source["index"], batch)
+    interpreter.invoke()
+    (output,) = interpreter.get_output_details()
+    return np.array(interpreter.get_tensor(output["index"]))
+
+
+# -- atomic placement ---------------------------------------------------------------------
+
+
+@contextmanager
+def _staging(folder: Path) -> Iterator[Path]:
+    """A temporary folder inside `folder` (same file system, so renames are atomic), removed after."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    try:
+        yield staging
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(source: Path, target: Path) -> None:
+    """Rename `source` over `target`; a folder being replaced is moved aside first, then deleted."""
+    if source.is_dir() and target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
+
+
+def _unwritable(folder: Path, exc: OSError) -> PetLabError:
+    return PetLabError(
+        f"Could not write the export in {folder} ({exc.strerror or exc}); free disk space or check "
+        "that the workspace is writable."
+    )
+
+
+__all__ = [
+    "EXPORT_DIR",
+    "FORMATS",
+    "LABELS_FILE",
+    "SERVING_INPUT",
+    "SERVING_OUTPUT",
+    "convert_to_tflite",
+    "export_dir",
+    "export_path",
+    "export_run",
+    "float32_model",
+    "labels_path",
+    "tflite_interpreter",
+    "tflite_probabilities",
+    "write_saved_model",
+]

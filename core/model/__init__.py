@@ -1,0 +1,1 @@
+"""The classifier (TensorFlow): backbones from keras.applications, the reference head, augmentation layers."""

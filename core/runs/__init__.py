@@ -1,0 +1,1 @@
+"""The run registry and run requests, without TensorFlow: the dashboard queues and reads runs here."""

@@ -1,0 +1,91 @@
+"""Tables and pictures the Dataset and Augmentation pages show: label counts, samples, thumbnails.
+
+Plain Python (numpy, pandas, Pillow): no Streamlit, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from core.config import SPLITS, DataConfig
+from core.data import DataSource, open_source, species
+from core.progress import ProgressCallback
+
+SPECIES_COLORS = {"cat": "#e4572e", "dog": "#2e86ab", "other": "#8d99ae"}
+
+
+def species_of(class_name: str) -> str:
+    """'cat', 'dog', or 'other' for a class that is not an Oxford breed."""
+    return species(class_name) or "other"
+
+
+@dataclass
+class SourceSlot:
+    """A data source opened at most once (thread-safe); a failed open is retried next time."""
+
+    data: DataConfig
+    workspace: Path
+    _source: DataSource | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def opened(self) -> DataSource | None:
+        """The source if it has been opened, else None."""
+        return self._source
+
+    def open(self, progress: ProgressCallback | None = None, download: bool = True) -> DataSource:
+        """Open the source (downloading it only if `download`), or return the one already open."""
+        with self._lock:
+            if self._source is None:
+                self._source = open_source(
+                    self.data.source, self.data.path or None, workspace=self.workspace,
+                    data_config=self.data, progress=progress, download=download,
+                )  # fmt: skip
+            return self._source
+
+
+def label_counts(description: dict) -> pd.DataFrame:
+    """Long table of DataSource.describe(): one row per (split, class) with species and count."""
+    rows = [
+        {"split": split, "class": name, "species": species_of(name), "count": int(count)}
+        for split in SPLITS
+        for name, count in zip(description["classes"], description["label_counts"][split], strict=True)
+    ]
+    return pd.DataFrame(rows, columns=["split", "class", "species", "count"])
+
+
+def sample_indices(
+    labels: np.ndarray,
+    class_names: list[str],
+    count: int,
+    seed: int,
+    breed: str | None = None,
+    species_name: str | None = None,
+) -> list[int]:
+    """Up to `count` random example indices, optionally only of one breed or one species."""
+    keep = np.ones(len(labels), dtype=bool)
+    if breed:
+        keep &= labels == class_names.index(breed)
+    if species_name:
+        wanted = np.array([species_of(name) == species_name for name in class_names])
+        keep &= wanted[labels] if len(labels) else keep
+    candidates = np.flatnonzero(keep)
+    chosen = np.random.default_rng(seed).permutation(candidates)[:count]
+    return sorted(int(i) for i in chosen)
+
+
+def thumbnail(image: np.ndarray, max_side: int = 256, square: bool = False) -> np.ndarray:
+    """A copy of an HxWx3 uint8 image no larger than max_side; `square` crops it to its centre first."""
+    pil = Image.fromarray(image)
+    if square:
+        side = min(pil.size)
+        left, top = (pil.width - side) // 2, (pil.height - side) // 2
+        pil = pil.crop((left, top, left + side, top + side))
+    pil.thumbnail((max_side, max_side))
+    return np.asarray(pil)

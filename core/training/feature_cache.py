@@ -1,0 +1,236 @@
+"""Backbone features computed once and reused across epochs and runs.
+
+With a frozen backbone, head training only ever needs the pooled backbone
+output of each image. `FeatureCache` computes it once per image and view and
+stores it in the workspace, keyed by dataset content, split, backbone weights
+and image size, so a second head run on the same data starts training at once.
+
+For the reference augmentation (a random horizontal flip) each training image
+gets two views, the image and its mirror image, and every epoch picks one at
+random per image: the same distribution the reference pipeline trains on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from core.catalog.backbones import Backbone
+from core.model.backbones import build_backbone, resolve_weights
+from core.model.classifier import HEAD_LAYERS, backbone_of, build_model, compiled_forward
+from core.progress import ProgressCallback, no_progress
+from core.workspace import atomic_path
+
+FEATURE_FORMAT = 2
+VIEWS = ("original", "flipped")
+
+
+def flip_views(images: np.ndarray) -> np.ndarray:
+    """Mirror images left to right (what RandomFlip('horizontal') does when it flips)."""
+    return images[:, :, ::-1, :]
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A digest of the backbone's architecture and weights: random, ImageNet or from a file alike."""
+    backbone = backbone_of(model)
+    digest = hashlib.sha256(f"{backbone.name}|{len(backbone.layers)}".encode())
+    for weight in backbone.weights:
+        digest.update(weight.path.encode())
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    return digest.hexdigest()[:24]
+
+
+class WarmBackbone:
+    """The frozen backbone of the last head run in this process, kept for the next one.
+
+    A worker trains queued runs back to back and then waits a while for more (core.runs.worker_process), so
+    a second head run on the same backbone, weights and image size skips building the backbone
+    and hashing its weights. Only head training uses it, and head training never changes the
+    backbone (it stays frozen); fine-tuning loads its own copy from the run's model.keras.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._base: keras.Model | None = None
+        self._digest = ""
+        self.builds = 0  # backbones built by this instance (for tests and benchmarks)
+
+    def model(
+        self, backbone: Backbone, num_classes: int, image_size: int, weights: str, dropout: float, seed: int
+    ) -> tuple[keras.Model, str]:
+        """A new reference model on the kept backbone (built first if needed) and the backbone's digest."""
+        key = (
+            backbone.name,
+            image_size,
+            _weights_identity(weights, seed),
+            keras.config.dtype_policy().name,
+            id(tf.distribute.get_strategy()),  # variables belong to the strategy they were made under
+        )
+        if key != self._key:
+            self._key = self._base = None
+            keras.utils.set_random_seed(seed)
+            self._base, self._digest = build_backbone(backbone, image_size, weights), ""
+            self.builds += 1
+            self._key = key
+        keras.utils.set_random_seed(seed)  # the head starts the same whether the backbone is new or kept
+        model = build_model(backbone, num_classes, image_size, weights, dropout, base=self._base)
+        self._digest = self._digest or weights_digest(model)
+        return model, self._digest
+
+
+def _weights_identity(weights: str, seed: int) -> tuple:
+    """What decides a backbone's initial weights: random ones by the seed, a file by its content."""
+    resolved = resolve_weights(weights)
+    if resolved is None:
+        return ("random", seed)
+    if resolved == "imagenet":
+        return ("imagenet",)
+    stat = Path(resolved).stat()
+    return (resolved, stat.st_size, stat.st_mtime_ns)
+
+
+def feature_extractor(model: keras.Model, at: int | None = None) -> keras.Model:
+    """The part of a PetLab model up to the pooled backbone output, or up to backbone operation `at`."""
+    if at is None:
+        return keras.Model(model.input, model.get_layer("avg_pool").output, name="feature_extractor")
+    base = backbone_of(model)
+    lower = keras.Model(base.input, base.operations[at].output, name="lower_backbone")
+    inputs = keras.Input(model.input_shape[1:], name="image")
+    x = inputs
+    for layer in model.layers[: model.layers.index(base)]:  # the input scaling in front of the backbone
+        if not isinstance(layer, keras.layers.InputLayer):
+            x = layer(x)
+    return keras.Model(inputs, lower(x, training=False), name="feature_extractor")
+
+
+def head_model(model: keras.Model, at: int | None = None) -> keras.Model:
+    """The part of a PetLab model above its pooled backbone output (the head), or above backbone
+    operation `at` (the top of the backbone and the head), as a model on that output. It shares
+    the layers of `model`: training it trains them."""
+    if at is None:
+        features = keras.Input(model.get_layer("avg_pool").output.shape[1:], name="features")
+        x, names = features, HEAD_LAYERS[1:]
+    else:
+        base = backbone_of(model)
+        upper = keras.Model(base.operations[at].output, base.output, name="upper_backbone")
+        features = keras.Input(upper.input_shape[1:], name="features")
+        x, names = upper(features, training=False), HEAD_LAYERS  # as build_model calls the backbone
+    for name in names:
+        x = model.get_layer(name)(x)
+    return keras.Model(features, x, name="head")
+
+
+class FeatureCache:
+    """Backbone outputs per (data, split, view, weights, size, place) in <workspace>/cache/features/.
+
+    The place is the pooled backbone output (head training) or the output of a backbone
+    operation below which fine-tuning keeps everything frozen. Arrays come back memory-mapped.
+    """
+
+    def __init__(self, workspace: Path) -> None:
+        self.root = Path(workspace) / "cache" / "features"
+        self.computed = 0  # images passed through the backbone by this instance (for tests and benchmarks)
+        self._extractor: tuple | None = None  # (model, at, compiled extractor, output shape)
+
+    def key(self, data_fingerprint: str, split: str, view: str, digest: str, size: int, at=None) -> str:
+        place = "pooled" if at is None else f"operation {at}"
+        text = f"{FEATURE_FORMAT}|{data_fingerprint}|{split}|{view}|{digest}|{size}|{place}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def get(
+        self,
+        model: keras.Model,
+        images: np.ndarray,
+        data_fingerprint: str,
+        split: str,
+        view: str = "original",
+        digest: str | None = None,
+        batch_size: int = 64,
+        progress: ProgressCallback = no_progress,
+        at: int | None = None,
+    ) -> np.ndarray:
+        """float32 [N, ...] outputs of `feature_extractor(model, at)` for `images` (flipped first for
+        view 'flipped'), computed once."""
+        digest = digest or weights_digest(model)
+        key = self.key(data_fingerprint, split, view, digest, images.shape[1], at)
+        path = self.root / f"{key}.npy"
+        if not path.is_file():
+            what = "features" if at is None else "lower-backbone outputs"
+            with atomic_path(path) as tmp:
+                self._compute(
+                    model, at, images, view, batch_size, progress, tmp, f"extracting {split} {what} ({view})"
+                )
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def _compute(self, model, at, images, view, batch_size, progress, path, stage) -> None:
+        forward, shape = self._forward(model, at)
+        total = len(images)
+        # Written batch by batch into the file: lower-backbone outputs of a large dataset outgrow memory.
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(total, *shape))
+        progress(stage, 0, total)
+        for start in range(0, total, batch_size):
+            batch = np.asarray(images[start : start + batch_size])
+            if view == "flipped":
+                batch = flip_views(batch)
+            out[start : start + len(batch)] = np.asarray(forward(tf.convert_to_tensor(batch, tf.float32)))
+            progress(stage, min(start + batch_size, total), total)
+        out.flush()
+        del out
+        self.computed += total
+
+    def _forward(self, model: keras.Model, at: int | None):
+        """The compiled extractor for `model` and `at`, traced once and reused for every split and view."""
+        if self._extractor is None or self._extractor[0] is not model or self._extractor[1] != at:
+            extractor = feature_extractor(model, at)
+            self._extractor = (model, at, compiled_forward(extractor), tuple(extractor.output.shape[1:]))
+        return self._extractor[2], self._extractor[3]
+
+
+def feature_dataset(
+    views: list[np.ndarray],
+    labels: np.ndarray,
+    num_classes: int,
+    batch_size: int,
+    *,
+    training: bool,
+    seed: int,
+) -> tuple[tf.data.Dataset, int]:
+    """An endless dataset of (features, one-hot labels) batches and its number of batches per epoch.
+
+    Training: each epoch is a new shuffle of all images, each in one of its views picked at
+    random. Otherwise every epoch is the same pass over view 0. The dataset repeats, so fit()
+    keeps one iterator for the whole run (with `steps_per_epoch`) instead of building one per
+    epoch, which costs more than an epoch of head training on pooled features. The views may be
+    memory-mapped: only the rows of the current batch are read.
+    """
+    count = len(labels)
+    labels = np.asarray(labels, np.int64)
+
+    def batches():
+        rng = np.random.default_rng(seed)
+        while True:
+            order = rng.permutation(count) if training else np.arange(count)
+            view = rng.integers(0, len(views), count) if training else np.zeros(count, np.int64)
+            for start in range(0, count, batch_size):
+                index = order[start : start + batch_size]
+                x = np.empty((len(index), *views[0].shape[1:]), np.float32)
+                for v, rows in enumerate(views):
+                    picked = view[start : start + batch_size] == v
+                    if picked.any():
+                        x[picked] = rows[index[picked]]
+                yield x, labels[index]
+
+    dataset = tf.data.Dataset.from_generator(
+        batches,
+        output_signature=(
+            tf.TensorSpec((None, *views[0].shape[1:]), tf.float32),
+            tf.TensorSpec((None,), tf.int64),
+        ),
+    )
+    dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(count / batch_size)

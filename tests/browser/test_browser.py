@@ -1,0 +1,434 @@
+"""The dashboard in a real browser: `streamlit run app.py` driven by Playwright in headless Chromium.
+
+One session goes through every page as a person would: it points the sidebar at a
+generated folder of class folders (Dataset), previews augmentations, sets a tiny
+recipe in the sidebar and starts head training (Training), waits until the live
+chart shows every epoch, then uploads a photo and reads the predicted classes
+(Predict). A screenshot of each page is saved under test-output/browser/.
+
+The browser is Debian's Chromium (`/usr/bin/chromium`): Playwright's own browser
+download cannot work here. In CI (CI=true) a missing Chromium fails the test;
+elsewhere it is skipped. Run it alone with `pytest -m browser`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import REPO, save_image
+
+ROOT = REPO
+OUTPUT = ROOT / "test-output" / "browser"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+CLASSES = {"cat", "dog", "rabbit"}  # the `class_folders` fixture (conftest.py)
+EPOCHS = 2
+# Seconds. The first page load imports TensorFlow (~5 s on a quiet machine, far more on a busy one).
+SERVER_START = 60
+FIRST_RENDER = 120
+STEP = 60
+TRAINING = 240
+
+pytestmark = pytest.mark.browser
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_group(pid: int) -> None:
+    """Terminate a process group (SIGTERM, then SIGKILL after a grace period)."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+@dataclass
+class Dashboard:
+    url: str
+    workspace: Path
+    log: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def logs(self) -> str:
+        worker = self.workspace / "logs" / "worker.log"
+        return f"--- streamlit log ---\n{tail(self.log)}\n--- worker log ---\n{tail(worker)}"
+
+
+@pytest.fixture
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return CHROMIUM
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
+    """`streamlit run app.py` on a free local port, with its own workspace; stopped with its worker."""
+    workspace = tmp_path / "workspace"
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "failure.png").unlink(missing_ok=True)
+    log = OUTPUT / "streamlit.log"
+    port = free_port()
+    env = os.environ | {
+        "PETLAB_WORKSPACE": str(workspace),
+        "TFDS_DATA_DIR": str(tmp_path / "tfds"),  # empty: the default source is never downloaded
+        "PETLAB_DATA_ROOTS": str(tmp_path),  # the dashboard reads folders only inside its data roots
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    started = time.monotonic()
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    board = Dashboard(f"http://127.0.0.1:{port}", workspace, log)
+    try:
+        deadline = time.monotonic() + SERVER_START
+        while True:
+            assert server.poll() is None, f"streamlit exited with {server.returncode}\n{board.logs()}"
+            try:
+                with urllib.request.urlopen(f"{board.url}/_stcore/health", timeout=2) as response:
+                    if response.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"no /_stcore/health after {SERVER_START} s\n{board.logs()}"
+            time.sleep(0.25)
+        board.timings["server healthy"] = time.monotonic() - started
+        yield board
+    finally:
+        stop_group(server.pid)
+        server.wait(timeout=10)
+        stop_worker(workspace)
+
+
+def stop_worker(workspace: Path) -> None:
+    """Stop the training process the dashboard started (its own session), if it still runs."""
+    from core.runs.store import process_alive
+
+    try:
+        pid_text, _, start = (workspace / "logs" / "worker.pid").read_text().strip().partition(" ")
+    except OSError:
+        return
+    if process_alive(int(pid_text), start or None):
+        stop_group(int(pid_text))
+
+
+@dataclass
+class Browser:
+    page: object  # playwright.sync_api.Page
+    problems: list[str] = field(default_factory=list)  # browser-side errors, shown when a step fails
+    blocked: list[str] = field(default_factory=list)  # requests to other hosts, refused
+
+
+@pytest.fixture
+def browser(chromium: Path, dashboard: Dashboard) -> Iterator[Browser]:
+    """A fresh headless Chromium page that may only talk to the dashboard's host."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        # launch() gives the browser a new, empty user-data-dir of its own.
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1440, "height": 1600})
+        tab = Browser(context.new_page())
+
+        def local_only(route):
+            if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
+                route.continue_()
+            else:
+                tab.blocked.append(route.request.url)
+                route.abort()
+
+        def console(message):
+            if message.type == "error":
+                tab.problems.append(f"console error: {message.text}")
+
+        context.route("**/*", local_only)
+        tab.page.set_default_timeout(STEP * 1000)
+        expect.set_options(timeout=STEP * 1000)
+        tab.page.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
+        tab.page.on("console", console)
+        try:
+            yield tab
+        finally:
+            expect.set_options(timeout=5_000)  # Playwright's default
+            context.close()
+            browser.close()
+
+
+# -- driving Streamlit widgets ------------------------------------------------------------------
+
+
+def widget(page, key: str):
+    """The container Streamlit gives a keyed widget or chart (CSS class st-key-<key>).
+
+    Not a stale copy: while Streamlit reruns, an element that moved can linger at its old place.
+    """
+    return page.locator(f'.st-key-{key}:not([data-stale="true"])')
+
+
+def choose(page, key: str, option: str) -> None:
+    """Pick `option` (its label) in the selectbox `key`."""
+    from playwright.sync_api import expect
+
+    box = widget(page, key).get_by_role("combobox")
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(box).to_have_value(option)
+
+
+def type_in(page, key: str, text: str) -> None:
+    """Type into the text or number input `key` and press Enter, as a person commits a value."""
+    field = widget(page, key).locator("input")
+    field.fill(text)
+    field.press("Enter")
+
+
+def go_to(page, title: str, path: str) -> None:
+    """Open a page through the sidebar navigation (same session: the sidebar settings hold)."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
+    page.wait_for_url(re.compile(rf"/{path}$"))
+
+
+PLOTS_JS = """plots => plots.map(plot =>
+    (plot._fullData || []).map(t => ({name: t.name, x: Array.from(t.x), y: Array.from(t.y)})))"""
+
+
+def chart_traces(page, key: str, ready, timeout: float = STEP, failed=None) -> list[dict]:
+    """The traces (name, x, y) of the plotly chart `key` as the browser drew it, once `ready(traces)`.
+
+    Polls: a live chart changes every second, and while Streamlit reruns a copy of a chart can
+    linger beside the new one. `failed()` may name a reason to stop waiting.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        plots = page.locator(f".st-key-{key} .js-plotly-plot").evaluate_all(PLOTS_JS)
+        for traces in plots:
+            if ready(traces):
+                return traces
+        reason = failed() if failed else None
+        assert not reason, reason
+        assert time.monotonic() < deadline, f"chart {key} after {timeout} s: {plots}"
+        page.wait_for_timeout(250)
+
+
+def broken(page):
+    """What Streamlit shows instead of an element: a Python exception, or a front-end module that failed."""
+    return page.locator('[data-testid="stException"]').or_(
+        page.get_by_text("Failed to fetch dynamically imported module")
+    )
+
+
+def see(page, locator, timeout: float = STEP) -> None:
+    """Wait until `locator` shows, failing at once (with the message) if the page broke instead."""
+    from playwright.sync_api import expect
+
+    expect(locator.or_(broken(page)).first).to_be_visible(timeout=timeout * 1000)
+    no_exception(page)
+
+
+def no_exception(page) -> None:
+    errors = broken(page)
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+IMAGES_LOADED_JS = """() => {
+    const images = [...document.querySelectorAll('[data-testid="stImage"] img')];
+    return images.length > 0 && images.every(image => image.complete && image.naturalWidth > 0);
+}"""
+
+
+def images_loaded(page) -> None:
+    """Wait until every image on the page has arrived and decoded (not just its caption)."""
+    page.wait_for_function(IMAGES_LOADED_JS)
+
+
+def screenshot(page, name: str) -> Path:
+    path = OUTPUT / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+# -- the test -----------------------------------------------------------------------------------
+
+
+def test_every_page_in_a_real_browser(
+    browser: Browser, dashboard: Dashboard, class_folders: Path, tmp_path: Path
+):
+    from playwright.sync_api import expect
+
+    page = browser.page
+    timings = dashboard.timings
+    clock = time.monotonic()
+    shown: list[list[int]] = []  # the epochs the live chart showed, as they came
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        timings[name] = time.monotonic() - clock
+        clock = time.monotonic()
+
+    try:
+        # Dataset, the default page: point the sidebar at the generated folder of class folders.
+        page.goto(dashboard.url + "/")
+        see(page, widget(page, "data_source").get_by_role("combobox"), FIRST_RENDER)
+        lap("first render")
+        choose(page, "data_source", "Folder of class folders")
+        expect(widget(page, "data_path").get_by_text("Dataset folder")).to_be_visible()
+        type_in(page, "data_path", str(class_folders))
+        classes = page.locator('[data-testid="stMetric"]', has_text="Classes")
+        see(page, classes)
+        expect(classes.locator('[data-testid="stMetricValue"]')).to_have_text("3")
+        expect(widget(page, "label_counts_chart").locator(".js-plotly-plot")).to_be_visible()
+        chart_traces(page, "label_counts_chart", lambda bars: {x for t in bars for x in t["x"]} == CLASSES)
+        expect(widget(page, "reshuffle_samples").get_by_role("button")).to_be_visible()
+        expect(widget(page, "full_image").get_by_role("combobox")).to_be_visible()
+        images_loaded(page)
+        no_exception(page)
+        screenshot(page, "dataset")
+        lap("dataset")
+
+        # Augmentation: the original training image and its eight random versions.
+        go_to(page, "Augmentation", "augmentation")
+        see(page, page.get_by_text("Training will use:"))
+        expect(widget(page, "aug_flip").get_by_role("checkbox")).to_be_checked()
+        expect(widget(page, "aug_another_image").get_by_role("button")).to_be_visible()
+        versions = page.locator('[data-testid="stImage"]')
+        expect(versions).to_have_count(9)
+        expect(page.get_by_text("version 8", exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile(r"^original: (cat|dog|rabbit) · "))).to_be_visible()
+        images_loaded(page)
+        no_exception(page)
+        screenshot(page, "augmentation")
+        lap("augmentation")
+
+        # Training: a tiny offline recipe in the sidebar, then head training, followed live.
+        go_to(page, "Training", "training")
+        see(page, page.get_by_text("No runs yet"))
+        summary = page.locator(
+            '[data-testid="stMarkdownContainer"]', has_text=re.compile(r"^data \w+ · backbone")
+        )
+        expect(summary).to_contain_text("data folder")
+        choose(page, "backbone", "MobileNetV3Small")
+        expect(summary).to_contain_text("backbone mobilenetv3small")
+        choose(page, "weights", "None (random start)")
+        expect(summary).to_contain_text("weights none")
+        type_in(page, "image_size", "32")
+        expect(summary).to_contain_text("size 32 px")
+        type_in(page, "epochs", str(EPOCHS))
+        expect(summary).to_contain_text(f"epochs {EPOCHS}")
+        lap("training settings")
+        widget(page, "start_head").get_by_role("button").click()
+        expect(page.get_by_text(re.compile(r"Run 1 is queued|status running")).first).to_be_visible()
+        expect(widget(page, "cancel_run").get_by_role("button")).to_be_visible()
+        lap("run queued")
+        # The live chart grows epoch by epoch while the worker trains; wait until it shows them all.
+        epochs = list(range(1, EPOCHS + 1))
+
+        def all_epochs(traces: list[dict]) -> bool:
+            xs = sorted({x for t in traces for x in t["x"]})
+            if xs and (not shown or shown[-1] != xs):
+                shown.append(xs)
+            names = {t["name"] for t in traces}
+            return names == {"train", "validation"} and all(t["x"] == epochs for t in traces)
+
+        def run_failed() -> str | None:
+            ended = page.get_by_text(re.compile(r"Run 1 (failed|was cancelled)"))
+            return ended.first.inner_text() if ended.count() else None
+
+        chart_traces(page, "live_accuracy_chart", all_epochs, TRAINING, run_failed)
+        assert shown[-1] == epochs, shown
+        lap("all epochs on the live chart")
+        expect(page.get_by_text(re.compile(r"Run 1 is done: best validation accuracy \d"))).to_be_visible(
+            timeout=TRAINING * 1000
+        )
+        lap("run done")
+        chart_traces(page, "live_accuracy_chart", all_epochs)
+        chart_traces(page, "live_loss_chart", all_epochs)
+        expect(page.get_by_role("heading", name="All runs").first).to_be_visible()
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()  # the runs table
+        no_exception(page)
+        screenshot(page, "training")
+
+        # Predict: upload a photo and read the classes the finished run ranks.
+        go_to(page, "Predict", "predict")
+        see(page, widget(page, "predict_run"))
+        expect(widget(page, "predict_run").get_by_role("combobox")).to_have_value(
+            re.compile(r"^run 1 · mobilenetv3small · val ")
+        )
+        photo = save_image(tmp_path / "upload" / "my_pet.jpg", (200, 40, 40), size=(64, 48))
+        widget(page, "predict_upload").locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+            photo
+        )
+        see(page, widget(page, "prediction_chart_0").locator(".js-plotly-plot"))
+        expect(page.get_by_text(re.compile(r"^Most likely (cat|dog|rabbit) \(\d+\.\d%\)$"))).to_be_visible()
+        expect(page.get_by_text("my_pet.jpg", exact=True).first).to_be_visible()
+        (ranked,) = chart_traces(page, "prediction_chart_0", lambda traces: len(traces) == 1)
+        assert set(ranked["y"]) == CLASSES, ranked
+        assert abs(sum(ranked["x"]) - 100) < 1, ranked  # probabilities in %, over all three classes
+        images_loaded(page)
+        no_exception(page)
+        screenshot(page, "predict")
+        lap("predict")
+    except Exception as exc:
+        if not page.is_closed():
+            screenshot(page, "failure")
+        context = [f"page: {page.url}", *browser.problems[-20:], f"blocked: {browser.blocked}"]
+        raise AssertionError("\n".join([str(exc), *context, dashboard.logs()])) from exc
+    finally:
+        print("timings (s):", {name: round(seconds, 1) for name, seconds in timings.items()})
+        print("epochs on the live chart, as they came:", shown)
+
+    assert not browser.blocked, f"the dashboard tried to reach other hosts: {browser.blocked}"

@@ -1,0 +1,204 @@
+"""Exporting a finished run: Keras copy, SavedModel for TF Serving, float and quantized TFLite."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core import cli
+from core.catalog.backbones import get_backbone
+from core.errors import BadInputError, NotFoundError
+from core.inference.export import (
+    FORMATS,
+    SERVING_INPUT,
+    SERVING_OUTPUT,
+    _install,
+    export_run,
+    float32_model,
+    labels_path,
+    tflite_probabilities,
+)
+from core.model.classifier import build_model, load_model
+from core.runs.store import RunStore
+from tests.conftest import REPO
+from tests.tiny_models import CLASS_NAMES, colour_images, save_done_run, tiny_trained_model
+
+ROOT = REPO
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> SimpleNamespace:
+    """A finished run of a tiny trained model, and its Keras predictions on a few images."""
+    workspace = tmp_path_factory.mktemp("export") / "workspace"
+    store = RunStore(workspace)
+    model = tiny_trained_model("mobilenetv2", SIZE)
+    run_id = save_done_run(store, model)
+    images, _ = colour_images(24, SIZE, seed=1)
+    expected = np.asarray(model(images, training=False))
+    return SimpleNamespace(
+        store=store,
+        workspace=workspace,
+        id=run_id,
+        dir=store.run_dir(run_id),
+        images=images,
+        expected=expected,
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(run) -> dict[str, Path]:
+    """Every format exported once for the module."""
+    return {
+        "keras": export_run(run.store, run.id, "keras"),
+        "savedmodel": export_run(run.store, run.id, "savedmodel"),
+        "tflite": export_run(run.store, run.id, "tflite"),
+        "quantized": export_run(run.store, run.id, "tflite", quantize=True),
+    }
+
+
+def test_the_tiny_model_tells_images_apart(run) -> None:
+    assert len(set(run.expected.argmax(axis=1))) > 1
+
+
+def test_everything_goes_to_the_runs_export_folder(run, exported) -> None:
+    folder = run.dir / "export"
+    assert exported == {
+        "keras": folder / "model.keras",
+        "savedmodel": folder / "savedmodel",
+        "tflite": folder / "model.tflite",
+        "quantized": folder / "model_quantized.tflite",
+    }
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == ["labels.txt", "model.keras", "model.tflite", "model_quantized.tflite", "savedmodel"]
+
+
+def test_labels_txt_lists_the_class_names_in_output_order(run, exported) -> None:
+    assert labels_path(run.dir).read_text(encoding="utf-8").splitlines() == CLASS_NAMES
+
+
+def test_keras_export_predicts_like_the_run(run, exported) -> None:
+    model = load_model(exported["keras"])
+    np.testing.assert_allclose(np.asarray(model(run.images, training=False)), run.expected, atol=1e-6)
+
+
+def test_savedmodel_serving_signature_matches_keras(run, exported) -> None:
+    loaded = tf.saved_model.load(str(exported["savedmodel"]))
+    serving = loaded.signatures["serving_default"]
+    (spec,) = serving.structured_input_signature[1].values()
+    assert spec.name == SERVING_INPUT and spec.dtype == tf.float32
+    assert spec.shape.as_list() == [None, SIZE, SIZE, 3]
+    probabilities = serving(**{SERVING_INPUT: tf.constant(run.images)})[SERVING_OUTPUT].numpy()
+    # The saved graph is optimised (fused ops), so it matches eager Keras to float32 rounding only.
+    np.testing.assert_allclose(probabilities, run.expected, atol=1e-4)
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), run.expected.argmax(axis=1))
+    single = loaded.serve(tf.constant(run.images[:1]))[SERVING_OUTPUT].numpy()
+    np.testing.assert_allclose(single, run.expected[:1], atol=1e-4)
+
+
+def test_float_tflite_agrees_with_keras(run, exported) -> None:
+    probabilities = tflite_probabilities(exported["tflite"], run.images)
+    assert probabilities.shape == run.expected.shape
+    np.testing.assert_array_equal(probabilities.argmax(axis=1), run.expected.argmax(axis=1))
+    np.testing.assert_allclose(probabilities, run.expected, atol=1e-4)
+
+
+def test_quantized_tflite_is_smaller_and_mostly_agrees(run, exported) -> None:
+    assert exported["quantized"].stat().st_size < 0.5 * exported["tflite"].stat().st_size
+    probabilities = tflite_probabilities(exported["quantized"], run.images)
+    agreement = np.mean(probabilities.argmax(axis=1) == run.expected.argmax(axis=1))
+    assert agreement >= 0.75  # about 0.9 for this random-weight network
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)
+
+
+def test_a_mixed_precision_model_is_exported_in_float32() -> None:
+    # TFLite's built-in kernels reject float16 arithmetic: a GPU-trained run must be rebuilt in float32.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_model(get_backbone("mobilenetv3small"), 3, SIZE, weights=None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    converted = float32_model(mixed)
+    assert {layer.dtype_policy.name for layer in converted._flatten_layers()} == {"float32"}
+    for before, after in zip(mixed.get_weights(), converted.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert float32_model(converted) is converted
+
+
+def test_exporting_again_replaces_the_artifact_and_leaves_no_staging(run, exported) -> None:
+    calls = []
+    path = export_run(run.store, run.id, "keras", progress=lambda *call: calls.append(call))
+    assert path == exported["keras"] and load_model(path) is not None
+    assert not [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
+    assert calls and calls[-1][1] == calls[-1][2]  # the last report says done
+
+
+def test_a_folder_artifact_is_swapped_whole(tmp_path) -> None:
+    target, fresh = tmp_path / "savedmodel", tmp_path / "staging" / "savedmodel"
+    (target / "variables").mkdir(parents=True)
+    (target / "old.pb").write_text("old")
+    fresh.mkdir(parents=True)
+    (fresh / "saved_model.pb").write_text("new")
+    _install(fresh, target)
+    assert sorted(p.name for p in target.iterdir()) == ["saved_model.pb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["savedmodel", "staging"]
+
+
+def test_unknown_run_unfinished_run_and_bad_format_are_refused(run) -> None:
+    with pytest.raises(NotFoundError, match="Run 999 does not exist"):
+        export_run(run.store, 999, "keras")
+    queued = run.store.create("head", {"train": {"backbone": "mobilenetv2"}})
+    with pytest.raises(BadInputError, match=f"Run {queued} is queued"):
+        export_run(run.store, queued, "keras")
+    with pytest.raises(BadInputError, match="Unknown export format 'onnx'"):
+        export_run(run.store, run.id, "onnx")
+    with pytest.raises(BadInputError, match="--quantize applies to --format tflite only"):
+        export_run(run.store, run.id, "savedmodel", quantize=True)
+
+
+def test_cli_export_writes_and_prints_the_paths(run) -> None:
+    env = os.environ | {"PETLAB_WORKSPACE": str(run.workspace)}
+    result = subprocess.run(
+        [sys.executable, "-m", "core", "export", "--run", str(run.id), "--format", "keras"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    assert Path(lines["model"]) == run.dir / "export" / "model.keras" and Path(lines["model"]).is_file()
+    assert Path(lines["labels"]).read_text(encoding="utf-8").splitlines() == CLASS_NAMES
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--run", "999", "--format", "keras"], "Run 999 does not exist"),
+        (["--run", "{queued}", "--format", "tflite"], "is queued; only finished runs"),
+        (["--run", "{done}", "--format", "keras", "--quantize"], "--quantize applies to --format tflite"),
+    ],
+)
+def test_cli_errors_are_one_line_and_exit_2(run, capsys, args, message) -> None:
+    queued = run.store.create("head", {"train": {"backbone": "mobilenetv2"}})
+    args = [arg.format(queued=queued, done=run.id) for arg in args]
+    code = cli.main(["export", *args, "--workspace", str(run.workspace)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_BAD_INPUT
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_rejects_an_unknown_format(run, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["export", "--run", str(run.id), "--format", "onnx", "--workspace", str(run.workspace)])
+    assert exit_info.value.code == cli.EXIT_BAD_INPUT
+    assert "invalid choice: 'onnx'" in capsys.readouterr().err
+
+
+def test_cli_offers_exactly_the_export_formats() -> None:
+    assert cli.EXPORT_FORMATS == FORMATS

@@ -1,0 +1,372 @@
+"""Tests for the run registry (core/registry.py): round trips, reaping, concurrency."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from core.errors import BadInputError, NotFoundError, PetLabError, RunCancelled
+from core.runs.store import STALE_ERROR, RunRecord, RunStore, process_alive, process_start_time
+
+HAS_PROC = Path("/proc/self/stat").exists()
+
+
+def exited_pid() -> int:
+    """The PID of a process that has exited and been waited for."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    assert (tmp_path / "runs.db").exists()
+    config = {"epochs": 3, "lr": 1e-3, "backbone": "resnet50v2"}
+    run_id = store.create("head", config)
+    rec = store.get(run_id)
+    assert (rec.status, rec.kind, rec.parent, rec.config) == ("queued", "head", None, config)
+    assert rec.started is None and rec.duration is None and rec.pid is None
+
+    store.start(run_id)
+    rec = store.get(run_id)
+    assert rec.status == "running" and rec.pid == os.getpid() and rec.started is not None
+    assert store.active() == rec
+
+    for epoch in (1, 2, 3):
+        store.log_epoch(run_id, epoch, {"loss": 1.0 / epoch, "val_accuracy": 0.5 + epoch / 10}, seconds=2.5)
+    store.log_epoch(run_id, 2, {"loss": 0.4, "val_accuracy": 0.75}, seconds=3.0)  # upsert
+    history = store.history(run_id)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[1] == {"epoch": 2, "seconds": 3.0, "loss": 0.4, "val_accuracy": 0.75}
+
+    store.set_progress(run_id, epoch=3, epochs=3, step=10, steps=20)
+    store.set_progress(run_id, step=11)
+    progress = store.get(run_id).progress
+    assert progress["step"] == 11 and progress["steps"] == 20 and progress["epoch"] == 3
+    assert progress["updated"] == pytest.approx(time.time(), abs=5)
+
+    store.finish(run_id, "done", metrics={"best_val_accuracy": 0.8})
+    rec = store.get(run_id)
+    assert rec.status == "done" and rec.finished is not None and rec.error is None
+    assert rec.duration is not None and rec.duration >= 0
+    assert store.active() is None
+
+    child = store.create("finetune", {"lr": 1e-5}, parent=run_id)
+    assert [r.id for r in store.list()] == [child, run_id]  # newest first
+    assert store.get(child).parent == run_id
+
+    # A second store (another "process") sees the same data.
+    assert RunStore(tmp_path).get(run_id) == rec
+
+
+def test_to_json(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {"epochs": 1})
+    data = store.get(run_id).to_json()
+    for key in ("id", "kind", "parent", "status", "created", "config", "metrics", "duration"):
+        assert key in data
+    assert data["best_val_accuracy"] is None and data["test_accuracy"] is None
+    store.start(run_id)
+    store.finish(run_id, "done", metrics={"best_val_accuracy": 0.9, "test_accuracy": 0.88})
+    data = store.get(run_id).to_json()
+    assert (data["id"], data["kind"], data["status"]) == (run_id, "head", "done")
+    assert data["best_val_accuracy"] == 0.9 and data["test_accuracy"] == 0.88
+    assert data["config"] == {"epochs": 1} and isinstance(data["duration"], float)
+
+
+def test_numpy_like_values_are_stored(tmp_path: Path) -> None:
+    class Scalar:
+        def item(self) -> float:
+            return 0.5
+
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {"path": tmp_path})
+    store.update_metrics(run_id, {"test_accuracy": Scalar()})
+    rec = store.get(run_id)
+    assert rec.metrics == {"test_accuracy": 0.5} and rec.config == {"path": str(tmp_path)}
+
+
+def test_update_metrics_merges(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    store.start(run_id)
+    store.finish(run_id, "done", metrics={"best_val_accuracy": 0.8, "test_accuracy": 0.1})
+    store.update_metrics(run_id, {"test_accuracy": 0.7, "test_loss": 0.9})
+    assert store.get(run_id).metrics == {"best_val_accuracy": 0.8, "test_accuracy": 0.7, "test_loss": 0.9}
+
+
+def test_not_found_and_bad_input(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    with pytest.raises(NotFoundError) as info:
+        store.get(12)
+    assert str(info.value) == "Run 12 does not exist; list runs with `python -m core runs`."
+    for call in (
+        lambda: store.start(12),
+        lambda: store.log_epoch(12, 1, {}, 1.0),
+        lambda: store.set_progress(12, step=1),
+        lambda: store.finish(12, "done"),
+        lambda: store.update_metrics(12, {}),
+        lambda: store.history(12),
+        lambda: store.request_cancel(12),
+        lambda: store.cancel_requested(12),
+        lambda: store.delete(12),
+        lambda: store.create("finetune", {}, parent=12),
+    ):
+        with pytest.raises(NotFoundError):
+            call()
+    with pytest.raises(BadInputError):
+        store.create("bogus", {})
+    with pytest.raises(BadInputError):
+        store.create("head", {}, status="bogus")
+    run_id = store.create("head", {})
+    with pytest.raises(BadInputError):
+        store.finish(run_id, "running")
+    with pytest.raises(BadInputError):
+        store.log_epoch(run_id, 0, {}, 1.0)
+
+
+def test_cancel(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    running = store.create("head", {})
+    store.start(running)
+    assert store.cancel_requested(running) is False
+    store.request_cancel(running)
+    assert store.cancel_requested(running) is True
+    assert store.get(running).status == "running"  # the trainer stops itself and calls finish
+    store.finish(running, "cancelled")
+    assert store.get(running).status == "cancelled"
+
+    queued = store.create("head", {})
+    store.request_cancel(queued)  # nobody is running it: cancelled at once
+    rec = store.get(queued)
+    assert rec.status == "cancelled" and rec.cancel_requested
+    assert store.claim_next_queued() is None
+    with pytest.raises(RunCancelled):
+        store.start(queued)
+
+
+def test_delete_removes_record_epochs_and_folder(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    folder = store.run_dir(run_id)
+    assert folder == tmp_path / "runs" / str(run_id) and folder.is_dir()
+    (folder / "model.keras").write_text("weights")
+    store.start(run_id)
+    store.log_epoch(run_id, 1, {"loss": 1.0}, 1.0)
+    with pytest.raises(BadInputError):
+        store.delete(run_id)  # still running
+    store.finish(run_id, "done")
+    store.delete(run_id)
+    assert not folder.exists()
+    with pytest.raises(NotFoundError):
+        store.get(run_id)
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == 0
+
+
+def test_reap_dead_process(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    dead, alive = store.create("head", {}), store.create("head", {})
+    store.start(dead, pid=exited_pid())
+    store.start(alive)  # this test process
+    assert store.reap_stale() == [dead]
+    rec = store.get(dead)
+    assert rec.status == "failed" and rec.error == STALE_ERROR and rec.finished is not None
+    assert rec.error.startswith("The training process stopped unexpectedly; ")
+    assert store.get(alive).status == "running"
+    assert store.reap_stale() == []
+
+
+def test_get_and_list_reap_first(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    store.start(run_id, pid=exited_pid())
+    assert RunStore(tmp_path).list()[0].status == "failed"
+    assert store.active() is None
+
+
+@pytest.mark.skipif(not HAS_PROC, reason="needs /proc for process start times")
+def test_reap_detects_pid_reuse(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    store.start(run_id)
+    assert process_start_time(os.getpid()) is not None
+    assert process_alive(os.getpid(), process_start_time(os.getpid()))
+    with sqlite3.connect(tmp_path / "runs.db") as conn:  # the PID now belongs to another process
+        conn.execute("UPDATE runs SET pid_start = '1' WHERE id = ?", (run_id,))
+    assert store.get(run_id).status == "failed"
+
+
+def _state(pid: int) -> str:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2]
+
+
+def test_zombie_counts_as_dead(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.time() + 10
+    while HAS_PROC and time.time() < deadline and _state(proc.pid) != "Z":
+        time.sleep(0.01)
+    try:
+        assert not process_alive(proc.pid)
+    finally:
+        proc.wait()
+
+
+def _writer(workspace: str, run_id: int, epochs: int) -> None:
+    store = RunStore(Path(workspace))
+    for epoch in range(1, epochs + 1):
+        for step in range(5):
+            store.set_progress(run_id, epoch=epoch, epochs=epochs, step=step, steps=5)
+        store.log_epoch(run_id, epoch, {"loss": 1.0 / epoch, "worker": run_id}, seconds=0.01)
+        store.cancel_requested(run_id)
+    store.finish(run_id, "done", metrics={"best_val_accuracy": 1.0})
+
+
+def _reader(workspace: str, stop: object) -> None:
+    store = RunStore(Path(workspace))
+    while not stop.is_set():  # type: ignore[attr-defined]
+        for rec in store.list():
+            store.history(rec.id)
+
+
+def test_concurrent_writers(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    ctx = mp.get_context("spawn")
+    epochs, workers = 60, 4
+    ids = [store.create("head", {"worker": n}) for n in range(workers)]
+    for run_id in ids:
+        store.start(run_id)  # owned by this (live) test process
+    stop = ctx.Event()
+    reader = ctx.Process(target=_reader, args=(str(tmp_path), stop))
+    reader.start()
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), run_id, epochs)) for run_id in ids]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(60)
+    stop.set()
+    reader.join(60)
+    assert [p.exitcode for p in procs] == [0] * workers and reader.exitcode == 0
+
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM epochs").fetchone()[0] == epochs * workers
+    for run_id in ids:
+        rec = store.get(run_id)
+        assert rec.status == "done" and rec.progress["epoch"] == epochs and rec.progress["step"] == 4
+        history = store.history(run_id)
+        assert [h["epoch"] for h in history] == list(range(1, epochs + 1))
+        assert all(h["worker"] == run_id for h in history)
+
+
+def _claimer(workspace: str, owner_pid: int, go: object, results: object) -> None:
+    store = RunStore(Path(workspace))
+    go.wait()  # type: ignore[attr-defined]
+    rec = store.claim_next_queued(pid=owner_pid)
+    results.put(None if rec is None else rec.id)  # type: ignore[attr-defined]
+
+
+def _race(workspace: Path, racers: int = 4) -> list[int | None]:
+    """Let `racers` processes claim at the same moment; they claim for this (live) process."""
+    ctx = mp.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_claimer, args=(str(workspace), os.getpid(), go, results)) for _ in range(racers)
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(0.5)  # let them all import and open the store
+    go.set()
+    claimed = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    assert [p.exitcode for p in procs] == [0] * racers
+    return claimed
+
+
+def test_claim_race_exactly_one_wins(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    first, second, third = (store.create("head", {"n": n}) for n in range(3))
+    claimed = _race(tmp_path)
+    winners = [c for c in claimed if c is not None]
+    assert winners == [first]
+    assert [r.id for r in store.list() if r.status == "running"] == [first]
+    assert store.get(second).status == store.get(third).status == "queued"
+
+    # While it runs, nobody else gets a run.
+    assert _race(tmp_path) == [None] * 4
+    assert store.claim_next_queued() is None
+
+    # Once it is over, the next oldest queued run is claimed.
+    store.finish(first, "done")
+    rec = store.claim_next_queued()
+    assert isinstance(rec, RunRecord) and rec.id == second and rec.status == "running"
+    assert rec.pid == os.getpid()
+
+
+def test_claim_reaps_a_dead_runner(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    crashed = store.create("head", {})
+    store.start(crashed, pid=exited_pid())
+    queued = store.create("head", {})
+    rec = store.claim_next_queued()
+    assert rec is not None and rec.id == queued
+    assert store.get(crashed).status == "failed"
+    assert store.active().id == queued  # type: ignore[union-attr]
+
+
+def test_unwritable_registry_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "runs.db").mkdir()  # cannot be opened as a database file, even by root
+    with pytest.raises(PetLabError) as info:
+        RunStore(tmp_path)
+    assert "cannot be written" in str(info.value) and "--workspace" in str(info.value)
+
+
+def test_damaged_registry_is_explained(tmp_path: Path) -> None:
+    (tmp_path / "runs.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(PetLabError) as info:
+        RunStore(tmp_path)
+    assert "damaged" in str(info.value)
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    RunStore(tmp_path)
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(PetLabError) as info:
+        RunStore(tmp_path)
+    assert "newer PetLab" in str(info.value)
+
+
+def test_one_store_shared_by_threads(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    store.start(run_id)
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for epoch in range(offset, offset + 25):
+                store.log_epoch(run_id, epoch, {"loss": 0.1}, 0.1)
+                store.set_progress(run_id, step=epoch)
+                store.list()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(1 + 25 * n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert [h["epoch"] for h in store.history(run_id)] == list(range(1, 101))

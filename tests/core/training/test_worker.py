@@ -1,0 +1,142 @@
+"""Training in-process: pipeline semantics, reproducibility, cancel, the one-at-a-time queue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core import config as cfg
+from core.catalog.augmentations import format_spec, is_flip_only, parse_spec
+from core.errors import BadInputError
+from core.model.augmentation import build_augmentation
+from core.runs.requests import queue_finetune_run, queue_head_run
+from core.runs.store import RunStore
+from core.training.datasets import make_dataset
+from core.training.worker import run_queue
+
+TINY = cfg.TrainConfig(backbone="mobilenetv3small", weights="none", image_size=32, epochs=2, batch_size=8)
+
+
+def test_augment_spec_round_trip_and_errors() -> None:
+    assert parse_spec("flip") == {"flip": "horizontal"}
+    assert is_flip_only(cfg.TRAIN.augment)
+    spec = "flip,rotation=0.2,zoom,contrast=0.3"
+    assert format_spec(parse_spec(spec)) == spec
+    assert parse_spec("none") == {} and build_augmentation("none") is None
+    for bad in ("spin", "rotation=abc", "rotation=0.9", "flip=sideways"):
+        with pytest.raises(BadInputError):
+            parse_spec(bad)
+
+
+def _images(count: int = 12, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (count, size, size, 3), dtype=np.uint8), np.arange(count) % 3
+
+
+def test_training_batches_are_augmented_and_others_are_not() -> None:
+    images, labels = _images()
+    flip = build_augmentation("flip=horizontal", seed=1)
+    plain = np.concatenate([x for x, _ in make_dataset(images, labels, 3, 4)])
+    np.testing.assert_array_equal(plain, images.astype(np.float32))  # evaluation order, untouched
+    seen = np.concatenate(
+        [x for x, _ in make_dataset(images, labels, 3, 4, training=True, augmentation=flip)]
+    )
+    # Every training image is either itself or its mirror image, and some were mirrored.
+    sums = {int(x.sum()) for x in images.astype(np.int64)}
+    assert {int(x.sum()) for x in seen.astype(np.int64)} == sums
+    originals = {x.tobytes() for x in images.astype(np.float32)}
+    mirrored = [x for x in seen if x.tobytes() not in originals]
+    assert mirrored
+    assert all(x[:, ::-1].tobytes() in originals for x in mirrored)
+
+
+def test_training_batches_are_shuffled_each_epoch_and_labels_follow() -> None:
+    images, labels = _images()
+    dataset = make_dataset(images, labels, 3, 4, training=True, seed=3)
+    first = next(iter(dataset))
+    second = next(iter(dataset))
+    # Batches are drawn in a new random order each epoch (not the stored order).
+    assert not np.array_equal(first[0], second[0])
+    assert not np.array_equal(first[0], images[:4].astype(np.float32))
+    lookup = {x.tobytes(): y for x, y in zip(images.astype(np.float32), labels, strict=True)}
+    for x, y in zip(first[0].numpy(), first[1].numpy(), strict=True):
+        assert int(np.argmax(y)) == lookup[x.tobytes()]
+
+
+@pytest.fixture
+def store(tmp_path) -> RunStore:
+    return RunStore(tmp_path / "ws")
+
+
+@pytest.fixture
+def data(class_folders) -> cfg.DataConfig:
+    return cfg.DataConfig(source="folder", path=str(class_folders))
+
+
+def test_same_seed_gives_the_same_run(store, data) -> None:
+    first = queue_head_run(store, data, TINY)
+    second = queue_head_run(store, data, TINY)
+    run_queue(store, say=lambda line: None)
+    losses = [[row["val_loss"] for row in store.history(run)] for run in (first, second)]
+    assert len(losses[0]) == 2
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+
+
+def test_cancel_stops_at_the_next_batch_and_keeps_the_model(store, data, monkeypatch) -> None:
+    import core.training.worker as train
+
+    run_id = queue_head_run(store, data, TINY.__class__(**{**cfg.to_dict(TINY), "epochs": 50}))
+    monkeypatch.setattr(train, "PROGRESS_INTERVAL_S", 0.0)
+    original = store.log_epoch
+
+    def cancel_after_first_epoch(run, epoch, metrics, seconds):
+        original(run, epoch, metrics, seconds)
+        store.request_cancel(run)
+
+    monkeypatch.setattr(store, "log_epoch", cancel_after_first_epoch)
+    run_queue(store, say=lambda line: None)
+    record = store.get(run_id)
+    assert record.status == "cancelled"
+    assert len(store.history(run_id)) <= 2  # stopped during epoch 2 at the latest
+    assert (store.run_dir(run_id) / "model.keras").is_file()
+
+
+def test_runs_execute_one_at_a_time_in_queue_order(store, data) -> None:
+    first = queue_head_run(store, data, TINY)
+    second = queue_head_run(store, data, TINY)
+    order = []
+    run_queue(
+        store, say=lambda line: order.append(line) if line.startswith("run ") and "done" in line else None
+    )
+    assert order == [f"run {first} done", f"run {second} done"]
+    runs = {r.id: r for r in store.list()}
+    assert runs[first].finished <= runs[second].started
+
+
+def test_finetune_needs_a_finished_parent(store, data) -> None:
+    run_id = queue_head_run(store, data, TINY)
+    with pytest.raises(BadInputError, match="queued"):
+        queue_finetune_run(store, run_id, cfg.FINETUNE)
+    with pytest.raises(BadInputError):
+        queue_head_run(store, data, cfg.TrainConfig(backbone="nope"))
+
+
+def test_preparation_progress_reaches_the_registry(store, data, monkeypatch) -> None:
+    stages = []
+    original = store.set_progress
+
+    def recording(run_id, **progress):
+        if progress.get("stage"):
+            stages.append((progress["stage"], progress["done"], progress["total"]))
+        original(run_id, **progress)
+
+    monkeypatch.setattr(store, "set_progress", recording)
+    run_id = queue_head_run(store, data, TINY)
+    run_queue(store, say=lambda line: None)
+    assert store.get(run_id).status == "done"
+    names = {stage for stage, _, _ in stages}
+    assert "decoding train images" in names
+    assert any(name.startswith("extracting train features") for name in names)
+    last = {stage: (done, total) for stage, done, total in stages}
+    assert all(done == total for done, total in last.values())  # every stage's completion was recorded
+    assert store.get(run_id).progress.get("stage") is None  # cleared once training started
