@@ -14,6 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from core.errors import BadInputError
+
 SPLITS = ("train", "validation", "test")
 SOURCES = ("tfds", "oxford-files", "folder")
 
@@ -61,6 +63,19 @@ class FinetuneConfig:
     # With the top N layers unfrozen and flip-only augmentation, run the frozen layers below them
     # once per image and view (cached) instead of every epoch: the same training, less computing.
     feature_cache: bool = True
+
+
+def parse_unfreeze(unfreeze: str | int) -> int | None:
+    """A fine-tuning `unfreeze` value as a number of backbone layers from the top, or None for all.
+
+    BadInputError when it is neither "all" nor a positive whole number.
+    """
+    text = str(unfreeze).strip().lower()
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise BadInputError(f"--unfreeze takes a number of layers (at least 1) or 'all', not {unfreeze!r}.")
+    return int(text)
 
 
 DATA = DataConfig()

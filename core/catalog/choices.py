@@ -6,6 +6,7 @@ One owner for each list the dashboard offers; the defaults themselves live in co
 from __future__ import annotations
 
 from core import config as cfg
+from core.errors import BadInputError
 
 SOURCE_LABELS = {
     "tfds": "Oxford-IIIT Pet (tensorflow-datasets)",
@@ -28,5 +29,8 @@ TOP_LAYERS_SUGGESTION = 20
 
 def unfreeze_choice(unfreeze: str) -> tuple[bool, int | None]:
     """A FinetuneConfig.unfreeze value as (all layers?, number of layers or None)."""
-    text = str(unfreeze).strip().lower()
-    return (True, None) if text == "all" or not text.isdigit() else (False, int(text))
+    try:
+        layers = cfg.parse_unfreeze(unfreeze)
+    except BadInputError:
+        layers = None  # the sidebar falls back to "all" for a value it cannot show
+    return layers is None, layers

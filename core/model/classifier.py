@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from core.catalog.backbones import Backbone
+from core.config import parse_unfreeze
 from core.errors import BadInputError
 from core.model.backbones import build_backbone
 
@@ -81,15 +82,7 @@ def unfreeze_model(model: keras.Model, unfreeze: str | int = "all") -> int:
     base = backbone_of(model)
     base.trainable = True
     layers = base.layers
-    if str(unfreeze).lower() == "all":
-        count = len(layers)
-    else:
-        try:
-            count = int(unfreeze)
-        except ValueError:
-            raise BadInputError(f"--unfreeze takes a number of layers or 'all', not {unfreeze!r}.") from None
-        if count < 1:
-            raise BadInputError(f"--unfreeze must be at least 1 (the backbone has {len(layers)} layers).")
+    count = parse_unfreeze(unfreeze) or len(layers)
     cutoff = max(len(layers) - count, 0)
     opened = 0
     for index, layer in enumerate(layers):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core import config as cfg
 from core.catalog.augmentations import parse_spec
-from core.catalog.backbones import get_backbone
+from core.catalog.backbones import default_image_size, get_backbone
 from core.errors import BadInputError
 from core.runs.store import RunStore
 
@@ -55,7 +55,7 @@ def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig
     if data.source not in cfg.SOURCES:
         raise BadInputError(f"Unknown source {data.source!r}; choose one of: {', '.join(cfg.SOURCES)}.")
     parse_spec(train.augment)  # fails early on a bad spec
-    image_size = train.image_size or backbone.image_size
+    image_size = default_image_size(backbone.name, train.image_size)
     if image_size < 32:
         raise BadInputError(f"Image size {image_size} is too small; use at least 32 px.")
     train_values = cfg.to_dict(train) | {"backbone": backbone.name, "image_size": image_size}
@@ -73,8 +73,7 @@ def queue_finetune_run(store: RunStore, parent_id: int, finetune: cfg.FinetuneCo
         raise BadInputError(f"Run {parent_id} has no saved model; train a new head run first.")
     if finetune.epochs < 1 or finetune.lr <= 0:
         raise BadInputError("Fine-tuning epochs and learning rate must be positive.")
-    if str(finetune.unfreeze).lower() != "all" and not str(finetune.unfreeze).isdigit():
-        raise BadInputError(f"--unfreeze takes a number of layers or 'all', not {finetune.unfreeze!r}.")
+    cfg.parse_unfreeze(finetune.unfreeze)
     config = {
         "data": parent.config["data"],
         "train": parent.config["train"],

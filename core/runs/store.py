@@ -43,16 +43,13 @@ import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from core.errors import BadInputError, NotFoundError, PetLabError, RunCancelled
-
-RUN_KINDS = ("head", "finetune")
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
-FINAL_STATUSES = ("done", "failed", "cancelled")
+from core.runs.records import FINAL_STATUSES, RUN_KINDS, STATUSES, RunRecord
 
 DB_NAME = "runs.db"
 RUNS_DIR = "runs"
@@ -97,64 +94,6 @@ _COLUMNS = (
     "id, kind, parent, status, config, created, started, finished, pid, error, "
     "metrics, progress, cancel_requested"
 )
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run as stored in the registry (times are unix seconds)."""
-
-    id: int
-    kind: str
-    parent: int | None
-    status: str
-    config: dict
-    created: float
-    started: float | None
-    finished: float | None
-    pid: int | None
-    error: str | None
-    metrics: dict  # final metrics: best_val_accuracy, test_accuracy, test_loss, ...
-    progress: dict  # live: {"epoch", "epochs", "step", "steps", "updated"}
-    cancel_requested: bool
-    broken: str | None = None  # why a done run's saved model cannot be used (see artifact_problem)
-
-    @property
-    def shown_status(self) -> str:
-        """The status to show a person: "broken" for a done run whose model is gone or damaged."""
-        return "broken" if self.broken else self.status
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to finish; for a running run, from start until now."""
-        if self.started is None:
-            return None
-        if self.finished is not None:
-            return max(0.0, self.finished - self.started)
-        if self.status == "running":
-            return max(0.0, time.time() - self.started)
-        return None
-
-    def to_json(self) -> dict:
-        """A JSON-ready summary: the columns plus headline metrics and duration."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "parent": self.parent,
-            "status": self.status,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-            "duration": self.duration,
-            "best_val_accuracy": self.metrics.get("best_val_accuracy"),
-            "test_accuracy": self.metrics.get("test_accuracy"),
-            "pid": self.pid,
-            "error": self.error,
-            "cancel_requested": self.cancel_requested,
-            "broken": self.broken,
-            "config": self.config,
-            "metrics": self.metrics,
-            "progress": self.progress,
-        }
 
 
 def _json_default(obj: Any) -> Any:

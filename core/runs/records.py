@@ -1,0 +1,126 @@
+"""What the registry holds about a run, as typed records: `RunRecord` and its live `Progress`.
+
+The registry stores config, metrics and progress as JSON; these records are how every
+other layer reads them (`record.train.image_size`, `record.live.epoch`), so no page or
+command spells a JSON key.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+from core.config import DataConfig, FinetuneConfig, TrainConfig, from_dict
+
+RUN_KINDS = ("head", "finetune")
+STATUSES = ("queued", "running", "done", "failed", "cancelled")
+FINAL_STATUSES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A running run's live progress: a preparation stage (stage, done, total), then epochs and batches.
+
+    Epochs are 1-based; `updated` is the unix time of the last report.
+    """
+
+    stage: str | None = None
+    done: int | None = None
+    total: int | None = None
+    epoch: int | None = None
+    epochs: int | None = None
+    step: int | None = None
+    steps: int | None = None
+    updated: float | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Progress:
+        return from_dict(cls, values)
+
+    def to_dict(self) -> dict:
+        """The fields that are set, as the registry stores them."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @property
+    def training(self) -> bool:
+        """Whether epochs have started (else the run is still preparing its data and model)."""
+        return bool(self.steps)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as stored in the registry (times are unix seconds)."""
+
+    id: int
+    kind: str
+    parent: int | None
+    status: str
+    config: dict
+    created: float
+    started: float | None
+    finished: float | None
+    pid: int | None
+    error: str | None
+    metrics: dict  # final metrics: best_val_accuracy, test_accuracy, test_loss, ...
+    progress: dict  # live: {"epoch", "epochs", "step", "steps", "updated"}
+    cancel_requested: bool
+    broken: str | None = None  # why a done run's saved model cannot be used (see artifact_problem)
+
+    @property
+    def data(self) -> DataConfig:
+        """Where the run's images came from and how they were split."""
+        return from_dict(DataConfig, self.config.get("data", {}))
+
+    @property
+    def train(self) -> TrainConfig:
+        """The head-training settings (for a fine-tuning run: those of the head it started from)."""
+        return from_dict(TrainConfig, self.config.get("train", {}))
+
+    @property
+    def finetune(self) -> FinetuneConfig | None:
+        """The fine-tuning settings, or None for a head run."""
+        values = self.config.get("finetune")
+        return None if values is None else from_dict(FinetuneConfig, values)
+
+    @property
+    def live(self) -> Progress:
+        """The live progress the training process reports."""
+        return Progress.from_dict(self.progress)
+
+    @property
+    def shown_status(self) -> str:
+        """The status to show a person: "broken" for a done run whose model is gone or damaged."""
+        return "broken" if self.broken else self.status
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish; for a running run, from start until now."""
+        if self.started is None:
+            return None
+        if self.finished is not None:
+            return max(0.0, self.finished - self.started)
+        if self.status == "running":
+            return max(0.0, time.time() - self.started)
+        return None
+
+    def to_json(self) -> dict:
+        """A JSON-ready summary: the columns plus headline metrics and duration."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "parent": self.parent,
+            "status": self.status,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "duration": self.duration,
+            "best_val_accuracy": self.metrics.get("best_val_accuracy"),
+            "test_accuracy": self.metrics.get("test_accuracy"),
+            "pid": self.pid,
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "broken": self.broken,
+            "config": self.config,
+            "metrics": self.metrics,
+            "progress": self.progress,
+        }
