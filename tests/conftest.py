@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
 
@@ -166,3 +167,10 @@ def spawned(monkeypatch) -> list[Path]:
     calls: list[Path] = []
     monkeypatch.setattr(jobs, "start_worker", lambda workspace: calls.append(Path(workspace)) or 4242)
     return calls
+
+
+@pytest.fixture
+def trained_copy(trained, workspace) -> Path:
+    """A private copy of the trained workspace, for tests that add runs."""
+    shutil.copytree(trained, workspace, ignore=shutil.ignore_patterns("cache"))
+    return workspace

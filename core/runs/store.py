@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInputError, NotFoundError, PetLabError, RunCancelled
+from core.runs.layout import RunPaths
 from core.runs.records import FINAL_STATUSES, RUN_KINDS, STATUSES, RunRecord
 
 DB_NAME = "runs.db"
@@ -377,6 +378,10 @@ class RunStore:
                 (kind, parent, status, _dumps(config), now, started, finished, pid, pid_start, self._host),
             )
             return int(cur.lastrowid)
+
+    def paths(self, run_id: int) -> RunPaths:
+        """Where run `run_id`'s files live (nothing is created)."""
+        return RunPaths.of(self.workspace, run_id)
 
     def run_dir(self, run_id: int) -> Path:
         """The artifact folder `<workspace>/runs/<id>`, created if missing."""

@@ -7,19 +7,14 @@ holds a real finished run; tests that add runs work on a copy of it.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import re
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-from streamlit.testing.v1 import AppTest
 
 from core import config as core_config
 from core.catalog.choices import unfreeze_choice
@@ -28,69 +23,18 @@ from core.runs import worker_process as jobs
 from core.runs.store import RunStore
 from core.tables.dataset import label_counts, sample_indices
 from core.tables.runs import current_run, estimate_eta, format_duration, runs_frame
-from tests.conftest import PET_BREEDS, REPO, save_image
-
-APP = REPO / "app.py"
-TIMEOUT = 120
-TINY = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32}
-
-
-def png_bytes(color=(200, 40, 40), size=(40, 30)) -> bytes:
-    """A PNG with a gradient, so that flips and rotations change it."""
-    ramp = np.linspace(0, 1, size[0] * size[1]).reshape(size[1], size[0], 1)
-    pixels = (ramp * np.array(color)).astype(np.uint8)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg_bytes(color=(40, 40, 200)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 30), color).save(buffer, format="JPEG")
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def trained_copy(trained, workspace) -> Path:
-    """A private copy of the trained workspace, for tests that add runs."""
-    shutil.copytree(trained, workspace, ignore=shutil.ignore_patterns("cache"))
-    return workspace
-
-
-def start_app(**sidebar) -> AppTest:
-    """Run app.py once, then set sidebar widgets by key (applied on the next run)."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
-    assert not at.exception, at.exception
-    for key, value in sidebar.items():
-        sidebar_widget(at, key).set_value(value)
-    return at
-
-
-def sidebar_widget(at: AppTest, key: str):
-    for kind in ("selectbox", "text_input", "number_input", "select_slider", "radio"):
-        for widget in getattr(at.sidebar, kind):
-            if widget.key == key:
-                return widget
-    raise KeyError(key)
-
-
-def open_page(at: AppTest, name: str) -> AppTest:
-    at.switch_page(f"views/{name}.py").run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart(at: AppTest, key: str) -> dict:
-    """The plotly figure (as JSON) of the chart with this key."""
-    for element in at.get("plotly_chart"):
-        if element.proto.id.endswith(f"-{key}"):
-            return json.loads(element.proto.spec)
-    raise KeyError(key)
-
-
-def texts(elements) -> list[str]:
-    return [element.value for element in elements]
-
+from tests.apptest import (  # noqa: F401
+    TIMEOUT,
+    TINY,
+    chart,
+    jpeg_bytes,
+    open_page,
+    png_bytes,
+    sidebar_widget,
+    start_app,
+    texts,
+)
+from tests.conftest import PET_BREEDS, save_image
 
 # -- every page renders ------------------------------------------------------------------
 

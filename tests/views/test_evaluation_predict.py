@@ -35,15 +35,8 @@ from core.tables.evaluation import (
     size_of,
     zip_folder,
 )
+from tests.apptest import chart, open_page, start_app, texts
 from tests.tiny_models import CLASS_NAMES
-from tests.views.test_app import chart, open_page, start_app, texts
-
-
-@pytest.fixture
-def trained_copy(trained, workspace) -> Path:
-    """A private copy of the trained workspace (image cache included, so the gallery reads no files)."""
-    shutil.copytree(trained, workspace)
-    return workspace
 
 
 def report_of(workspace: Path, run_id: int = 1) -> dict:

@@ -171,7 +171,7 @@ def dashboard(tmp_path, monkeypatch) -> Path:
 
 
 def test_the_dashboard_refuses_a_folder_outside_its_roots(dashboard):
-    from test_app import start_app, texts
+    from tests.apptest import start_app, texts
 
     at = start_app(data_source="folder", data_path="/etc").run()
     assert not at.exception, at.exception
@@ -184,9 +184,8 @@ def test_the_dashboard_refuses_a_folder_outside_its_roots(dashboard):
 def test_the_dashboard_refuses_a_symlink_out_and_training_queues_nothing(
     dashboard, class_folders, tmp_path, monkeypatch
 ):
-    from test_app import open_page, start_app, texts
-
     from core.runs.store import RunStore
+    from tests.apptest import open_page, start_app, texts
 
     data = tmp_path / "data"
     data.mkdir()
@@ -204,7 +203,7 @@ def test_the_dashboard_refuses_a_symlink_out_and_training_queues_nothing(
 def test_the_dashboard_opens_a_folder_inside_its_roots_and_hides_server_paths(
     dashboard, class_folders, monkeypatch
 ):
-    from test_app import start_app, texts
+    from tests.apptest import start_app, texts
 
     monkeypatch.setenv(DATA_ROOTS_ENV, str(class_folders.parent))
     at = start_app(data_source="folder", data_path=str(class_folders)).run()

@@ -252,9 +252,8 @@ def dashboard(tmp_path, monkeypatch) -> tuple[Path, list[Path]]:
 
 
 def test_an_uploaded_zip_becomes_the_sidebar_folder_and_trains(dashboard):
-    from test_app import TINY, open_page, start_app, texts
-
     from core.runs.store import RunStore
+    from tests.apptest import TINY, open_page, start_app, texts
 
     workspace, spawned = dashboard
     files = class_files(GOOD, top="pets/") | {"pets/notes.txt": b"x", "pets/cat/bad.jpg": b"nope"}
@@ -281,7 +280,7 @@ def test_an_uploaded_zip_becomes_the_sidebar_folder_and_trains(dashboard):
 
 
 def test_a_refused_zip_gives_one_sentence_and_keeps_the_sidebar(dashboard):
-    from test_app import start_app, texts
+    from tests.apptest import start_app, texts
 
     at = start_app()
     bad = make_zip(class_files(GOOD) | {"../evil.jpg": jpeg((1, 1, 1))})

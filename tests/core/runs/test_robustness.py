@@ -49,8 +49,8 @@ from core.runs.requests import backup_path, queue_finetune_run, queue_head_run, 
 from core.runs.store import STALE_ERROR, RunStore, process_alive
 from core.tables.runs import predictable_runs, runs_csv, runs_frame
 from core.training.worker import _ResumableEarlyStopping, run_queue
+from tests.apptest import open_page, start_app, texts
 from tests.conftest import REPO
-from tests.views.test_app import open_page, start_app, texts
 
 ROOT = REPO
 TINY = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32}
