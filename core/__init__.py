@@ -1,8 +1,26 @@
-"""PetLab core: the transfer-learning product without a screen.
+"""PetLab core: the transfer-learning product without a screen (`python -m core` is its command line).
 
-Data sources, backbones and models, training and fine-tuning, the run registry,
-evaluation, prediction and the command line (`python -m core`). Nothing in this
-package imports streamlit; the dashboard (app.py and views/) calls into it.
+Nothing in this package imports streamlit; the dashboard (app.py, views/, ui/) calls into it.
+The packages fall on two sides of one line, which `tests/test_layers.py` enforces:
+
+    TensorFlow-free: what the dashboard server needs to draw a page
+        config      the reference recipe: every default, in one place
+        errors      one-sentence errors a person can act on
+        progress    progress callbacks for long operations
+        workspace   the workspace folder and atomic file writes
+        cli         the command line (each command imports what it needs when it runs)
+        catalog/    what can be chosen: backbones, augmentation specs, the sidebar's lists
+        data/       data sources, splits, image decoding and the decoded-image cache, zip import
+        runs/       the run registry, run records and files, run requests, the worker process
+        tables/     the tables the pages show, built from runs, reports and data sources
+    ─────────────────────────────────────────────────────────────────────────────────
+    TensorFlow: loaded by the training process, and by the server only for a page that needs a model
+        model/      backbones from keras.applications, the reference head, augmentation layers
+        training/   the worker's training: datasets, feature cache, callbacks, head and fine-tuning
+        inference/  evaluation, prediction, Grad-CAM, export
 """
 
 __version__ = "0.1.0"
+
+TENSORFLOW_FREE = ("config", "errors", "progress", "workspace", "cli", "catalog", "data", "runs", "tables")
+NEEDS_TENSORFLOW = ("model", "training", "inference")
