@@ -183,7 +183,7 @@ def run_to_end(store: RunStore, run_id: int) -> RunTiming:
     if record.status != "done":
         raise SystemExit(f"Run {run_id} ended {record.status}: {record.error}")
     history = store.history(run_id)
-    saved = (store.run_dir(run_id) / "model.keras").stat().st_mtime - start_clock
+    saved = store.paths(run_id).model.stat().st_mtime - start_clock
     return RunTiming(
         run_id,
         wall,
@@ -213,12 +213,19 @@ def finetune_run(store: RunStore, parent: int, **settings: Any) -> RunTiming:
 
 def cli_head_run(workspace: Path, args: argparse.Namespace, lr: float) -> float:
     """Wall time of `python -m core train` in a new process (importing TensorFlow, building the backbone)."""
-    command = [
-        sys.executable, "-m", "core", "train", "--workspace", str(workspace), "--source", SOURCE,
-        "--path", str(args.path), "--backbone", args.backbone, "--weights", args.weights,
-        "--image-size", str(args.image_size), "--epochs", str(args.epochs), "--patience", "0",
-        "--lr", str(lr),
-    ]  # fmt: skip
+    recipe = {
+        "--workspace": workspace,
+        "--source": SOURCE,
+        "--path": args.path,
+        "--backbone": args.backbone,
+        "--weights": args.weights,
+        "--image-size": args.image_size,
+        "--epochs": args.epochs,
+        "--patience": 0,
+        "--lr": lr,
+    }
+    command = [sys.executable, "-m", "core", "train"]
+    command += [str(part) for option in recipe.items() for part in option]
     env = os.environ | {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
@@ -491,8 +498,8 @@ def benchmark(args: argparse.Namespace, ref_ws: Path, ours_ws: Path) -> None:
             timings[side].append(finetune_run(store, parent.run_id))
     results["ref_ft"], results["ours_ft"] = mean_timing(timings["ref"]), mean_timing(timings["ours"])
     notes.append(
-        "Fine-tuning all layers: reference and ours run the same code (core.training.worker._finetune); each "
-        "figure is the mean of two runs, in the order reference, ours, ours, reference."
+        "Fine-tuning all layers: reference and ours run the same code (core.training.finetune.finetune); "
+        "each figure is the mean of two runs, in the order reference, ours, ours, reference."
     )
     top = {"unfreeze": str(TOP_LAYERS), "epochs": cfg.FINETUNE.epochs}
     with phases.measure(f"3b. fine-tuning top {TOP_LAYERS}, reference (frozen part every epoch)"):

@@ -1,7 +1,8 @@
 """Errors a person can act on.
 
 Every PetLabError carries one sentence that says what happened and what to do.
-The command line prints it on one line and exits 2; the dashboard shows it as is.
+The command line prints it on one line and exits 2 for bad input (a BadInputError,
+like a usage error) and 1 for any other failure; the dashboard shows it as is.
 Messages never contain a traceback.
 """
 

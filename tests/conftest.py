@@ -159,6 +159,20 @@ def workspace(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def device_probes(monkeypatch) -> list[Path]:
+    """The sidebar's background device probe (a TensorFlow process) as a record, not a process.
+
+    Tests that need the real probe (the CLI's `device` command, the browser test) run it in
+    their own subprocess, where this replacement does not reach.
+    """
+    from core.runs import worker_process as jobs
+
+    calls: list[Path] = []
+    monkeypatch.setattr(jobs, "probe_device", lambda workspace: calls.append(Path(workspace)))
+    return calls
+
+
 @pytest.fixture
 def spawned(monkeypatch) -> list[Path]:
     """Replaces the dashboard's worker process with a record of the workspaces it was started for."""

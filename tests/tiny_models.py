@@ -71,9 +71,10 @@ def save_done_run(store: RunStore, model: keras.Model, class_names: list[str] = 
         "train": {"backbone": model.name.removeprefix("petlab_"), "image_size": size},
     }
     run_id = store.create("head", config, status="done")
-    run_dir = store.run_dir(run_id)
-    model.save(run_dir / "model.keras")
-    atomic_write_json(run_dir / "class_names.json", class_names)
+    paths = store.paths(run_id)
+    paths.create()
+    model.save(paths.model)
+    atomic_write_json(paths.class_names, class_names)
     return run_id
 
 

@@ -1,10 +1,10 @@
 """Session-state keys of the shared settings, the configs they make, and cached resources.
 
-The sidebar (app.py) owns the widgets; every page reads the settings through
+The sidebar (ui.sidebar) owns the widgets; every page reads the settings through
 these functions, so a value chosen once holds on every page. Defaults come
 from core.config. A typed dataset path counts only inside the data roots
 (core.data.roots), and every error shown goes through `redact`, so a visitor of a
-shared dashboard can neither browse nor learn the server's disk.
+shared dashboard can neither browse nor learn the server's disk (ui.errors shows them).
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def use_folder(path: Path) -> None:
 
 
 def take_pending_data() -> None:
-    """Apply a use_folder request; app.py calls it before drawing the sidebar's data widgets."""
+    """Apply a use_folder request; the sidebar calls it before drawing its data widgets."""
     pending = st.session_state.pop(PENDING_DATA, None)
     if pending:
         st.session_state[SOURCE], st.session_state[PATH] = pending
@@ -154,8 +154,3 @@ def finetune_config() -> cfg.FinetuneConfig:
 def redact(message: str) -> str:
     """`message` without the server's absolute paths (core.data.roots.redact_paths)."""
     return redact_paths(message, data_roots())
-
-
-def show_error(exc: PetLabError | str) -> None:
-    """Show a PetLab error as its one sentence (never a traceback, never a server path)."""
-    st.error(redact(str(exc)), icon=":material/error:")

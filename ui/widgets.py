@@ -1,8 +1,16 @@
-"""Small Streamlit pieces shared by pages."""
+"""Small Streamlit pieces shared by pages: a progress bar for core's callbacks, the finished-run picker."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import streamlit as st
+
+from core.runs.records import RunRecord
+from core.runs.store import RunStore
+from core.tables.evaluation import run_label
+from core.tables.runs import predictable_runs
 
 
 class ProgressBar:
@@ -22,14 +30,23 @@ class ProgressBar:
         self._slot.empty()
 
 
-def pick_finished_run(store, label: str, key: str, empty_text: str):
+@contextmanager
+def progress_bar() -> Iterator[ProgressBar]:
+    """A ProgressBar for the block, removed when it ends (also when it fails)."""
+    bar = ProgressBar()
+    try:
+        yield bar
+    finally:
+        bar.clear()
+
+
+def pick_finished_run(
+    store: RunStore, label: str, key: str, empty_text: str
+) -> tuple[RunRecord, list[RunRecord]]:
     """A selectbox of finished runs, best validation accuracy first; stops the page when there are none.
 
     Returns (the chosen RunRecord, all finished runs).
     """
-    from core.tables.evaluation import run_label
-    from core.tables.runs import predictable_runs
-
     runs = predictable_runs(store)
     if not runs:
         st.info(empty_text)

@@ -8,14 +8,15 @@ import streamlit as st
 from core import config as cfg
 from core.catalog.augmentations import AUGMENTATIONS, FLIP_MODES, format_spec, parse_spec
 from core.data.images import IMAGE_EXTENSIONS, decode_image, resize_image
-from core.errors import PetLabError
 from core.model.augmentation import preview_augmentations
 from core.tables.dataset import thumbnail
-from ui import state
-from ui.widgets import ProgressBar
+from ui import errors, state
+from ui.widgets import progress_bar
 
 VERSIONS = 8
 GRID_COLUMNS = 3
+NO_DATASET_HINT = "Open the dataset on the Dataset page, or preview on your own photo."
+IMAGE_MODES = {"dataset": "A random training image", "upload": "My own photo"}
 
 
 def enabled_key(name: str) -> str:
@@ -57,44 +58,62 @@ def layer_controls() -> None:
         )
         if name == "flip":
             right.selectbox(
-                "Flip mode", FLIP_MODES, key=value_key(name), disabled=not on, on_change=sync_spec,
-                label_visibility="collapsed", persist_state="session",
-            )  # fmt: skip
+                "Flip mode",
+                FLIP_MODES,
+                key=value_key(name),
+                disabled=not on,
+                on_change=sync_spec,
+                label_visibility="collapsed",
+                persist_state="session",
+            )
         else:
             right.slider(
-                f"{name.capitalize()} amount", float(kind.minimum), float(kind.maximum), step=0.01,
-                key=value_key(name), disabled=not on, on_change=sync_spec, label_visibility="collapsed",
+                f"{name.capitalize()} amount",
+                float(kind.minimum),
+                float(kind.maximum),
+                step=0.01,
+                key=value_key(name),
+                disabled=not on,
+                on_change=sync_spec,
+                label_visibility="collapsed",
                 persist_state="session",
-            )  # fmt: skip
+            )
 
 
 def training_image() -> tuple[np.ndarray, str] | None:
     """A random training image of the sidebar's dataset, or an uploaded one."""
     mode = st.radio(
-        "Preview on", ["dataset", "upload"], horizontal=True, key="aug_image_mode", persist_state="session",
-        format_func={"dataset": "A random training image", "upload": "My own photo"}.get,
-    )  # fmt: skip
-    if mode == "upload":
-        upload = st.file_uploader(
-            "Photo", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], key="aug_upload",
-            max_upload_size=state.PHOTO_UPLOAD_MB,
-        )  # fmt: skip
-        if upload is None:
-            return None
-        try:
-            return decode_image(upload.getvalue(), upload.name), upload.name
-        except PetLabError as exc:
-            state.show_error(exc)
-            return None
-    bar = ProgressBar()
-    try:
-        source = state.source_slot().open(progress=bar, download=False)
-    except PetLabError as exc:
-        state.show_error(exc)
-        st.caption("Open the dataset on the Dataset page, or preview on your own photo.")
+        "Preview on",
+        list(IMAGE_MODES),
+        horizontal=True,
+        key="aug_image_mode",
+        persist_state="session",
+        format_func=IMAGE_MODES.get,
+    )
+    return uploaded_image() if mode == "upload" else dataset_image()
+
+
+def uploaded_image() -> tuple[np.ndarray, str] | None:
+    upload = st.file_uploader(
+        "Photo",
+        type=[e.lstrip(".") for e in IMAGE_EXTENSIONS],
+        key="aug_upload",
+        max_upload_size=state.PHOTO_UPLOAD_MB,
+    )
+    if upload is None:
         return None
-    finally:
-        bar.clear()
+    with errors.shown():
+        return decode_image(upload.getvalue(), upload.name), upload.name
+    return None
+
+
+def dataset_image() -> tuple[np.ndarray, str] | None:
+    """A random image of the sidebar dataset's training split ("Another image" draws a new one)."""
+    source = None
+    with errors.shown(hint=NO_DATASET_HINT), progress_bar() as bar:
+        source = state.source_slot().open(progress=bar, download=False)
+    if source is None:
+        return None
     size = source.split_size("train")
     if size == 0:
         st.info("The training split is empty.")
@@ -111,6 +130,19 @@ def cached_preview(image: np.ndarray, spec: str, seed: int, size: int) -> list[n
     return preview_augmentations(image, spec, VERSIONS, seed, size)
 
 
+def preview_grid(image: np.ndarray, caption: str) -> None:
+    """The image at training size, then VERSIONS augmented versions of it ("New random versions" redraws)."""
+    if st.button("New random versions", key="aug_reshuffle", icon=":material/casino:"):
+        st.session_state["aug_seed"] = st.session_state.get("aug_seed", 0) + 1
+    size = state.train_config().image_size
+    with errors.shown(stop=True):
+        versions = cached_preview(image, state.augment_spec(), st.session_state.get("aug_seed", 0), size)
+    grid = st.columns(GRID_COLUMNS)
+    grid[0].image(thumbnail(resize_image(image, size), 240), caption=f"original: {caption}")
+    for n, version in enumerate(versions, start=1):
+        grid[n % GRID_COLUMNS].image(thumbnail(version, 240), caption=f"version {n}")
+
+
 st.title("Augmentation")
 st.caption(
     "Random changes applied to training images only, each epoch anew; validation and test images are "
@@ -125,23 +157,14 @@ with controls:
     sync_spec()
     st.markdown(f"Training will use: `{state.augment_spec()}`")
     st.button(
-        "Reset to the reference", key="aug_reset", on_click=load_spec, args=(cfg.TRAIN.augment,),
+        "Reset to the reference",
+        key="aug_reset",
+        on_click=load_spec,
+        args=(cfg.TRAIN.augment,),
         help=f"The reference recipe: {cfg.TRAIN.augment}",
-    )  # fmt: skip
+    )
 
 with preview:
     picked = training_image()
     if picked is not None:
-        image, caption = picked
-        if st.button("New random versions", key="aug_reshuffle", icon=":material/casino:"):
-            st.session_state["aug_seed"] = st.session_state.get("aug_seed", 0) + 1
-        size = state.train_config().image_size
-        try:
-            versions = cached_preview(image, state.augment_spec(), st.session_state.get("aug_seed", 0), size)
-        except PetLabError as exc:
-            state.show_error(exc)
-            st.stop()
-        grid = st.columns(GRID_COLUMNS)
-        grid[0].image(thumbnail(resize_image(image, size), 240), caption=f"original: {caption}")
-        for n, version in enumerate(versions, start=1):
-            grid[n % GRID_COLUMNS].image(thumbnail(version, 240), caption=f"version {n}")
+        preview_grid(*picked)

@@ -7,16 +7,16 @@ A zip of class folders uploaded here is imported into the workspace
 from __future__ import annotations
 
 import numpy as np
-import plotly.express as px
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core.config import SPLITS
 from core.data import DataSource
 from core.data.zip_import import ImportReport, import_zip
 from core.errors import NotFoundError, PetLabError
-from core.tables.dataset import SPECIES_COLORS, label_counts, sample_indices, species_of, thumbnail
-from ui import state
-from ui.widgets import ProgressBar
+from core.tables.dataset import counts_by_class, headline_counts, sample_indices, species_of, thumbnail
+from ui import charts, errors, state
+from ui.widgets import progress_bar
 
 SAMPLES = 12
 GRID_COLUMNS = 6
@@ -52,22 +52,25 @@ def zip_import() -> None:
             return
         result = st.session_state.get(ZIP_RESULT)
         if result is None or result[0] != upload.file_id:
-            bar = ProgressBar()
-            try:
-                report = import_zip(upload, state.workspace(), upload.name, MIN_PER_CLASS, progress=bar)
-            except PetLabError as exc:
-                st.session_state[ZIP_RESULT] = (upload.file_id, False, str(exc))
-            else:
-                st.session_state[ZIP_RESULT] = (upload.file_id, True, import_summary(report))
-                state.use_folder(report.path)
-                st.rerun()  # so that the sidebar shows the new folder
-            finally:
-                bar.clear()
+            import_upload(upload)
         _, ok, message = st.session_state[ZIP_RESULT]
         if ok:
             st.success(message, icon=":material/check_circle:")
         else:
-            state.show_error(message)
+            errors.show(message)
+
+
+def import_upload(upload: UploadedFile) -> None:
+    """Import the zip once per upload, keeping the outcome for later reruns; on success use its folder."""
+    try:
+        with progress_bar() as bar:
+            report = import_zip(upload, state.workspace(), upload.name, MIN_PER_CLASS, progress=bar)
+    except PetLabError as exc:  # kept, and shown while the upload stays
+        st.session_state[ZIP_RESULT] = (upload.file_id, False, str(exc))
+        return
+    st.session_state[ZIP_RESULT] = (upload.file_id, True, import_summary(report))
+    state.use_folder(report.path)
+    st.rerun()  # so that the sidebar shows the new folder
 
 
 def import_summary(report: ImportReport) -> str:
@@ -85,38 +88,27 @@ def import_summary(report: ImportReport) -> str:
 
 def open_source() -> DataSource:
     """The sidebar's source, opened with a progress bar; stops the page with a clear message."""
-    try:
+    with errors.shown(stop=True):  # a path outside the data roots: nothing is opened or listed
         slot = state.source_slot()
-    except PetLabError as exc:  # a path outside the data roots: nothing is opened or listed
-        state.show_error(exc)
-        st.stop()
-    data = slot.data
     if slot.opened is not None:
         return slot.opened
-    bar = ProgressBar()
-    try:
-        return slot.open(progress=bar, download=False)
-    except NotFoundError as exc:
-        if data.source != "tfds":
-            state.show_error(exc)
-            st.stop()
-        st.info(state.redact(str(exc)), icon=":material/download:")
-        if not st.button("Download and prepare the dataset", key="prepare_dataset", type="primary"):
-            st.stop()
-    except PetLabError as exc:
-        state.show_error(exc)
-        st.caption("Choose another dataset source or folder in the sidebar.")
-        st.stop()
-    finally:
-        bar.clear()
-    bar = ProgressBar()
-    try:
+    with errors.shown(hint="Choose another dataset source or folder in the sidebar.", stop=True):
+        try:
+            with progress_bar() as bar:
+                return slot.open(progress=bar, download=False)
+        except NotFoundError as exc:
+            if slot.data.source != "tfds":
+                raise
+            offer_download(exc)
+    with errors.shown(stop=True), progress_bar() as bar:  # offline: OfflineError names the other sources
         return slot.open(progress=bar, download=True)
-    except PetLabError as exc:  # offline: OfflineError names the other sources
-        state.show_error(exc)
+
+
+def offer_download(missing: NotFoundError) -> None:
+    """Say the reference dataset is not prepared; stop the page unless the download button was clicked."""
+    st.info(state.redact(str(missing)), icon=":material/download:")
+    if not st.button("Download and prepare the dataset", key="prepare_dataset", type="primary"):
         st.stop()
-    finally:
-        bar.clear()
 
 
 def counts_chart(description: dict) -> None:
@@ -128,22 +120,8 @@ def counts_chart(description: dict) -> None:
     order = right.segmented_control(
         "Sort by", ["count", "name", "species"], default="count", key="counts_sort", persist_state="session"
     )
-    table = label_counts(description)
-    if split and split != "all":
-        table = table[table["split"] == split]
-    table = table.groupby(["class", "species"], as_index=False)["count"].sum()
-    if order == "name":
-        table = table.sort_values("class", key=lambda c: c.str.lower())
-    elif order == "species":
-        table = table.sort_values(["species", "count"], ascending=[True, False])
-    else:
-        table = table.sort_values("count", ascending=False)
-    fig = px.bar(
-        table, x="class", y="count", color="species", color_discrete_map=SPECIES_COLORS,
-        category_orders={"class": table["class"].tolist()}, labels={"class": "breed", "count": "images"},
-    )  # fmt: skip
-    fig.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_tickangle=-45)
-    st.plotly_chart(fig, key="label_counts_chart")
+    figure = charts.label_counts_bar(counts_by_class(description, split, order))
+    st.plotly_chart(figure, key="label_counts_chart")
 
 
 def sample_grid(source: DataSource, key: tuple) -> None:
@@ -158,9 +136,13 @@ def sample_grid(source: DataSource, key: tuple) -> None:
     if cols[3].button("Reshuffle", key="reshuffle_samples", icon=":material/shuffle:"):
         st.session_state["sample_seed"] = st.session_state.get("sample_seed", 0) + 1
     indices = sample_indices(
-        source.labels(split), classes, SAMPLES, st.session_state.get("sample_seed", 0),
-        breed=None if breed == "all" else breed, species_name=None if kind == "all" else kind,
-    )  # fmt: skip
+        source.labels(split),
+        classes,
+        SAMPLES,
+        st.session_state.get("sample_seed", 0),
+        breed=None if breed == "all" else breed,
+        species_name=None if kind == "all" else kind,
+    )
     if not indices:
         st.info("No images in this split match the filter.")
         return
@@ -185,17 +167,17 @@ def sample_grid(source: DataSource, key: tuple) -> None:
 title, reload = st.columns([4, 1], vertical_alignment="bottom")
 title.title("Dataset")
 reload.button(
-    "Reload", key="reload_dataset", icon=":material/refresh:", on_click=reload_source,
+    "Reload",
+    key="reload_dataset",
+    icon=":material/refresh:",
+    on_click=reload_source,
     help="Read the dataset again, e.g. after adding images or class folders.",
-)  # fmt: skip
+)
 zip_import()
 source = open_source()
 description = source.describe()
-sizes = description["sizes"]
-metrics = st.columns(4)
-metrics[0].metric("Classes", len(description["classes"]))
-for column, split in zip(metrics[1:], SPLITS, strict=True):
-    column.metric(f"{split.capitalize()} images", sizes[split])
+for column, (label, value) in zip(st.columns(4), headline_counts(description).items(), strict=True):
+    column.metric(label, value)
 counts_chart(description)
 data = state.data_config()
 sample_grid(source, (data.source, data.path, str(state.workspace())))

@@ -2,24 +2,27 @@
 
 Beside each prediction, a Grad-CAM overlay shows where the model looked for the
 top breed (or any other class picked under it); core.inference.explain computes it from the
-predictor's own loaded model.
+predictor's own loaded model. TensorFlow is imported once there is a photo to look at, so
+the page draws its run picker and uploader without it.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import plotly.express as px
 import streamlit as st
 
 from core.data.images import IMAGE_EXTENSIONS, decode_image
-from core.errors import PetLabError
-from core.inference.explain import GradCam, overlay
-from core.inference.predict import Prediction, Predictor
-from core.runs.store import RunRecord, RunStore
+from core.runs.records import RunRecord
+from core.runs.store import RunStore
 from core.tables.dataset import thumbnail
 from core.tables.evaluation import class_choices
-from core.tables.runs import model_path
-from ui import state, widgets
+from ui import charts, errors, state, widgets
+
+if TYPE_CHECKING:
+    from core.inference.explain import GradCam
+    from core.inference.predict import Prediction, Predictor
 
 TOP_K = 5
 # Offered too so that core can say clearly why such a photo cannot be read.
@@ -30,12 +33,16 @@ GRADCAM_SPINNER = "Computing the Grad-CAM heatmap (the first one prepares the mo
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load_predictor(workspace: str, run_id: int, model_mtime: float) -> Predictor:
     """One loaded model per (run, model file version), kept for every later photo."""
+    from core.inference.predict import Predictor
+
     return Predictor.for_run(state.store(), run_id)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def load_explainer(workspace: str, run_id: int, model_mtime: float, _predictor: Predictor) -> GradCam:
     """One Grad-CAM per (run, model file version), built on the cached predictor's model."""
+    from core.inference.explain import GradCam
+
     return GradCam(_predictor.model)
 
 
@@ -50,9 +57,12 @@ def gradcam_heatmap(
 def photos() -> list[tuple[str, bytes]]:
     types = [e.lstrip(".") for e in IMAGE_EXTENSIONS] + list(EXTRA_TYPES)
     uploads = st.file_uploader(
-        "Photos", type=types, accept_multiple_files=True, key="predict_upload",
+        "Photos",
+        type=types,
+        accept_multiple_files=True,
+        key="predict_upload",
         max_upload_size=state.PHOTO_UPLOAD_MB,
-    )  # fmt: skip
+    )
     items = [(u.name, u.getvalue()) for u in uploads or []]
     if st.toggle("Take a photo with the camera", key="use_camera"):
         shot = st.camera_input("Camera", key="camera_photo")
@@ -75,14 +85,7 @@ def show(index: int, data: bytes, prediction: Prediction, explain: Explain) -> N
             explain(index, image, prediction)
         best, probability = prediction.top[0]
         right.markdown(f"Most likely **{best}** ({100 * probability:.1f}%)")
-        names = [name for name, _ in prediction.top]
-        fig = px.bar(
-            x=[100 * p for _, p in prediction.top], y=names, orientation="h", text_auto=".1f",
-            labels={"x": "probability %", "y": ""},
-        )  # fmt: skip
-        fig.update_layout(height=60 + 36 * len(names), margin={"t": 10, "b": 10}, xaxis_range=[0, 100])
-        fig.update_yaxes(categoryorder="array", categoryarray=names[::-1])
-        right.plotly_chart(fig, key=f"prediction_chart_{index}")
+        right.plotly_chart(charts.prediction_bar(prediction.top), key=f"prediction_chart_{index}")
 
 
 class Explain:
@@ -92,21 +95,22 @@ class Explain:
         self.predictor, self.model_key, self.alpha = predictor, model_key, alpha
 
     def __call__(self, index: int, image: np.ndarray, prediction: Prediction) -> None:
+        from core.inference.explain import overlay
+
         names = self.predictor.class_names
         top = dict(prediction.top)
         chosen = st.selectbox(
-            "Explain class", class_choices(names, prediction.top), key=f"gradcam_class_{index}",
+            "Explain class",
+            class_choices(names, prediction.top),
+            key=f"gradcam_class_{index}",
             format_func=lambda i: f"{names[i]} ({100 * top[names[i]]:.1f}%)" if names[i] in top else names[i],
             help="Grad-CAM: the parts of the photo that raised this class's score the most are red.",
-        )  # fmt: skip
-        try:
+        )
+        with errors.shown():
             explainer = load_explainer(*self.model_key, self.predictor)
             with st.spinner(GRADCAM_SPINNER):
                 heatmap, explained = gradcam_heatmap(explainer, self.model_key, image, int(chosen))
-        except PetLabError as exc:
-            state.show_error(exc)
-            return
-        st.image(overlay(image, heatmap, self.alpha), caption=f"Grad-CAM: {names[explained]}")
+            st.image(overlay(image, heatmap, self.alpha), caption=f"Grad-CAM: {names[explained]}")
 
 
 def choose_run(store: RunStore) -> RunRecord:
@@ -123,19 +127,21 @@ items = photos()
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")
     st.stop()
-path = model_path(store, record.id)
-try:
-    model_key = (str(store.workspace), record.id, path.stat().st_mtime if path.exists() else 0.0)
+model = store.paths(record.id).model
+model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exists() else 0.0)
+with errors.shown(stop=True):
     predictor = load_predictor(*model_key)
     with st.spinner("Looking at the photos…"):
         results = predictor.predict_many(items, top_k=TOP_K)
-except PetLabError as exc:
-    state.show_error(exc)
-    st.stop()
 alpha = st.columns([1, 2])[0].slider(
-    "Grad-CAM opacity", 0.0, 1.0, 0.4, 0.05, key="gradcam_alpha",
+    "Grad-CAM opacity",
+    0.0,
+    1.0,
+    0.4,
+    0.05,
+    key="gradcam_alpha",
     help="How strongly the heatmap is painted over each photo.",
-)  # fmt: skip
+)
 explain = Explain(predictor, model_key, alpha)
 for index, ((_, data), prediction) in enumerate(zip(items, results, strict=True)):
     show(index, data, prediction, explain)

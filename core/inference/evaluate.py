@@ -2,17 +2,15 @@
 
 Loss, accuracy and top-5 accuracy, per-class precision / recall / F1 and the
 confusion matrix, computed from one pass of the model over the test images.
-The report is plain JSON, written to `runs/<ID>/evaluation.json`.
+The report is plain JSON, written to the run's `evaluation.json` (core.runs.layout).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import numpy as np
 
-from core import config as cfg
+from core.catalog.backbones import default_image_size
 from core.errors import BadInputError, NotFoundError
 from core.inference.predict import load_run_model
 from core.model.classifier import compiled_forward
@@ -108,25 +106,19 @@ def summary_metrics(report: dict) -> dict:
     }
 
 
-def evaluation_path(run_dir: Path) -> Path:
-    """Where a run's evaluation report lives."""
-    return run_dir / "evaluation.json"
-
-
 def evaluate_run(store: RunStore, run_id: int, progress: ProgressCallback = no_progress) -> dict:
-    """Evaluate a finished run on its test split; writes evaluation.json and updates the registry."""
+    """Evaluate a finished run on its test split; writes its evaluation report and updates the registry."""
     record = store.get(run_id)
     if record.broken:
         raise BadInputError(record.broken)
-    run_dir = store.run_dir(run_id)
-    if not (run_dir / "model.keras").is_file():
+    paths = store.paths(run_id)
+    if not paths.model.is_file():
         raise NotFoundError(f"Run {run_id} has no saved model ({record.status}); pick a finished run.")
-    model, class_names = load_run_model(run_dir)
-    data = cfg.from_dict(cfg.DataConfig, record.config["data"])
-    image_size = int(record.config["train"]["image_size"])
-    _, arrays = load_split_arrays(data, store.workspace, image_size, progress)
+    model, class_names = load_run_model(paths)
+    image_size = default_image_size(record.train.backbone, record.train.image_size)
+    _, arrays = load_split_arrays(record.data, store.workspace, image_size, progress)
     images, labels = arrays["test"]
     report = evaluate_model(model, images, labels, class_names, progress)
-    atomic_write_json(evaluation_path(run_dir), report)
+    atomic_write_json(paths.evaluation, report)
     store.update_metrics(run_id, summary_metrics(report))
     return report

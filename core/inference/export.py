@@ -1,6 +1,6 @@
 """Exporting a finished run's model for use outside PetLab.
 
-Everything goes to `<workspace>/runs/<ID>/export/`:
+Everything goes to the run's `export/` folder (core.runs.layout names every file):
 
 - `model.keras`: a copy of the run's Keras model;
 - `savedmodel/`: a TensorFlow SavedModel for TF Serving, whose `serving_default`
@@ -39,27 +39,13 @@ import tensorflow as tf
 from core.errors import BadInputError, NotFoundError, PetLabError
 from core.model.classifier import load_model
 from core.progress import ProgressCallback, no_progress
+from core.runs.layout import EXPORT_FORMATS, RunPaths
 from core.runs.store import RunStore
 from core.workspace import read_json
 
-FORMATS = ("keras", "savedmodel", "tflite")
-EXPORT_DIR = "export"
-LABELS_FILE = "labels.txt"
+FORMATS = EXPORT_FORMATS
 SERVING_INPUT = "images"
 SERVING_OUTPUT = "probabilities"
-_ARTIFACTS = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
-_QUANTIZED_TFLITE = "model_quantized.tflite"
-
-
-def export_dir(run_dir: Path) -> Path:
-    """The folder a run's exports go to."""
-    return Path(run_dir) / EXPORT_DIR
-
-
-def export_path(run_dir: Path, fmt: str, quantize: bool = False) -> Path:
-    """Where `export_run` writes the model of format `fmt` for a run."""
-    name = _QUANTIZED_TFLITE if fmt == "tflite" and quantize else _ARTIFACTS[fmt]
-    return export_dir(run_dir) / name
 
 
 def export_run(
@@ -75,25 +61,21 @@ def export_run(
     the float32 one. labels.txt is written beside the model every time.
     """
     fmt = _check_format(fmt, quantize)
-    run_dir = _finished_run_dir(store, run_id)
-    class_names = [str(name) for name in read_json(run_dir / "class_names.json")]
-    target = export_path(run_dir, fmt, quantize)
+    paths = _finished_run(store, run_id)
+    class_names = [str(name) for name in read_json(paths.class_names)]
+    target = paths.export_model(fmt, quantize)
     stage = f"exporting {fmt}" + (" (quantized)" if quantize else "")
-    steps = _STEPS[fmt]
-    progress(stage, 0, steps + 1)
-    with _staging(target.parent) as staging:
-        artifact = _EXPORTERS[fmt](run_dir, staging, quantize, lambda done: progress(stage, done, steps + 1))
-        labels = staging / LABELS_FILE
+    total = _STEPS[fmt] + 1
+    progress(stage, 0, total)
+    with _staging(paths.exports) as staging:
+        artifact = staging / target.name
+        _EXPORTERS[fmt](paths.model, artifact, quantize, lambda done: progress(stage, done, total))
+        labels = staging / paths.export_labels.name
         labels.write_text("".join(f"{name}\n" for name in class_names), encoding="utf-8")
         _install(artifact, target)
-        _install(labels, target.parent / LABELS_FILE)
-    progress(stage, steps + 1, steps + 1)
+        _install(labels, paths.export_labels)
+    progress(stage, total, total)
     return target
-
-
-def labels_path(run_dir: Path) -> Path:
-    """The labels.txt written with every export of a run."""
-    return export_dir(run_dir) / LABELS_FILE
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -108,51 +90,47 @@ def _check_format(fmt: str, quantize: bool) -> str:
     return key
 
 
-def _finished_run_dir(store: RunStore, run_id: int) -> Path:
+def _finished_run(store: RunStore, run_id: int) -> RunPaths:
     record = store.get(run_id)  # NotFoundError for an unknown id
     if record.status != "done":
         raise BadInputError(
             f"Run {run_id} is {record.status}; only finished runs can be exported, so wait for it "
             "or pick a run marked done."
         )
-    run_dir = store.run_dir(run_id)
-    for name in ("model.keras", "class_names.json"):
-        if not (run_dir / name).is_file():
-            raise NotFoundError(f"Run {run_id} has no {name} in its folder; train it again to export it.")
-    return run_dir
+    paths = store.paths(run_id)
+    for needed in (paths.model, paths.class_names):
+        if not needed.is_file():
+            raise NotFoundError(
+                f"Run {run_id} has no {needed.name} in its folder; train it again to export it."
+            )
+    return paths
 
 
-# -- the formats --------------------------------------------------------------------------
+# -- the formats: each writes `artifact` from the run's model file ------------------------
 
 Step = Callable[[int], None]
 
 
-def _export_keras(run_dir: Path, staging: Path, quantize: bool, step: Step) -> Path:
-    artifact = staging / _ARTIFACTS["keras"]
-    shutil.copyfile(run_dir / "model.keras", artifact)
+def _export_keras(model_file: Path, artifact: Path, quantize: bool, step: Step) -> None:
+    shutil.copyfile(model_file, artifact)
     step(1)
-    return artifact
 
 
-def _export_savedmodel(run_dir: Path, staging: Path, quantize: bool, step: Step) -> Path:
-    model = float32_model(load_model(run_dir / "model.keras"))
+def _export_savedmodel(model_file: Path, artifact: Path, quantize: bool, step: Step) -> None:
+    model = float32_model(load_model(model_file))
     step(1)
-    artifact = staging / _ARTIFACTS["savedmodel"]
     write_saved_model(model, artifact)
     step(2)
-    return artifact
 
 
-def _export_tflite(run_dir: Path, staging: Path, quantize: bool, step: Step) -> Path:
-    model = float32_model(load_model(run_dir / "model.keras"))
+def _export_tflite(model_file: Path, artifact: Path, quantize: bool, step: Step) -> None:
+    model = float32_model(load_model(model_file))
     step(1)
-    saved_model = staging / "savedmodel-for-tflite"
+    saved_model = artifact.parent / "savedmodel-for-tflite"
     write_saved_model(model, saved_model)
     step(2)
-    artifact = staging / (_QUANTIZED_TFLITE if quantize else _ARTIFACTS["tflite"])
     artifact.write_bytes(convert_to_tflite(saved_model, quantize))
     step(3)
-    return artifact
 
 
 _EXPORTERS = {"keras": _export_keras, "savedmodel": _export_savedmodel, "tflite": _export_tflite}
@@ -296,17 +274,12 @@ def _unwritable(folder: Path, exc: OSError) -> PetLabError:
 
 
 __all__ = [
-    "EXPORT_DIR",
     "FORMATS",
-    "LABELS_FILE",
     "SERVING_INPUT",
     "SERVING_OUTPUT",
     "convert_to_tflite",
-    "export_dir",
-    "export_path",
     "export_run",
     "float32_model",
-    "labels_path",
     "tflite_interpreter",
     "tflite_probabilities",
     "write_saved_model",

@@ -2,7 +2,7 @@
 
 A `Predictor` loads a finished run's model once (safe mode) and answers each
 photo with one compiled forward pass; the dashboard keeps one per run in
-`st.cache_resource`. Photos are decoded by `core.images`, exactly as the
+`st.cache_resource`. Photos are decoded by `core.data.images`, exactly as the
 training images were.
 """
 
@@ -18,21 +18,23 @@ import tensorflow as tf
 from core.data.images import ImageInput, load_image
 from core.errors import BadImageError, BadInputError, NotFoundError, PetLabError
 from core.model.classifier import compiled_forward, load_model
+from core.runs.layout import RunPaths
 from core.runs.store import RunStore
 from core.workspace import read_json
 
 
-def load_run_model(run_dir: Path) -> tuple[keras.Model, list[str]]:
+def load_run_model(paths: RunPaths) -> tuple[keras.Model, list[str]]:
     """A run's saved model and class names; BadInputError (one sentence) when they are damaged."""
-    if not (run_dir / "model.keras").is_file():
-        raise NotFoundError(f"Run {run_dir.name} has no saved model; train it first or pick another run.")
+    run_id = paths.folder.name
+    if not paths.model.is_file():
+        raise NotFoundError(f"Run {run_id} has no saved model; train it first or pick another run.")
     try:
-        return load_model(run_dir / "model.keras"), list(read_json(run_dir / "class_names.json"))
+        return load_model(paths.model), list(read_json(paths.class_names))
     except PetLabError:
         raise
     except Exception as exc:  # damaged by hand in a way the cheap check of the listing cannot see
         raise BadInputError(
-            f"Run {run_dir.name}'s saved model cannot be read ({type(exc).__name__}); it may be damaged, "
+            f"Run {run_id}'s saved model cannot be read ({type(exc).__name__}); it may be damaged, "
             "so pick another run or train a new one."
         ) from None
 
@@ -49,8 +51,8 @@ class Prediction:
 class Predictor:
     """A loaded model and its class names, ready for photos."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.model, self.class_names = load_run_model(run_dir)
+    def __init__(self, paths: RunPaths) -> None:
+        self.model, self.class_names = load_run_model(paths)
         self.image_size = int(self.model.input_shape[1])
         self._forward = compiled_forward(self.model)
 
@@ -60,7 +62,7 @@ class Predictor:
         record = store.get(run_id)  # a clear error for an unknown id
         if record.broken:
             raise BadInputError(record.broken)
-        return cls(store.run_dir(run_id))
+        return cls(store.paths(run_id))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for a batch of size×size×3 uint8 images."""

@@ -67,11 +67,20 @@ def backbone_of(model: keras.Model) -> keras.Model:
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer in the model, nested ones included."""
-    found = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-    return found
+    return [layer for layer in _nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def _nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of `model` and of the models nested in it, once each."""
+    found: dict[int, keras.layers.Layer] = {}
+    pending = list(model.layers)
+    while pending:
+        layer = pending.pop(0)
+        if id(layer) not in found:
+            found[id(layer)] = layer
+            if isinstance(layer, keras.Model):
+                pending = list(layer.layers) + pending
+    return list(found.values())
 
 
 def unfreeze_model(model: keras.Model, unfreeze: str | int = "all") -> int:
@@ -107,14 +116,14 @@ def frozen_boundary(model: keras.Model) -> int | None:
     ]
     if not trainable:
         return None
-    position = {id(op): i for i, op in enumerate(operations)}
+    # A functional model hands each operation's output tensors, as objects, to the operations reading them.
+    producer = {id(t): i for i, op in enumerate(operations) for t in keras.tree.flatten(op.output)}
     last_reader = list(range(len(operations)))  # the highest operation that reads each one's output
     for i, op in enumerate(operations):
-        for node in op._inbound_nodes:
-            for tensor in node.input_tensors:
-                j = position.get(id(tensor._keras_history.operation))
-                if j is not None:
-                    last_reader[j] = max(last_reader[j], i)
+        for tensor in _inputs_of(op):
+            j = producer.get(id(tensor))
+            if j is not None:
+                last_reader[j] = max(last_reader[j], i)
     boundary, reach = None, 0
     for cut in range(1, trainable[0]):
         reach = max(reach, last_reader[cut - 1])
@@ -123,6 +132,13 @@ def frozen_boundary(model: keras.Model) -> int | None:
     if boundary is None or not any(op.weights for op in operations[: boundary + 1]):
         return None  # nothing worth caching below: only input, padding or scaling
     return boundary
+
+
+def _inputs_of(operation: keras.Operation) -> list:
+    """The tensors an operation of a functional model reads (an input layer reads none)."""
+    if isinstance(operation, keras.layers.InputLayer):
+        return []
+    return keras.tree.flatten(operation.input)
 
 
 def compile_model(model: keras.Model, lr: float) -> None:

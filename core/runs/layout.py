@@ -1,5 +1,6 @@
 """Where a run's files live: the one owner of every path and file name under `<workspace>/runs/<ID>/`.
 
+    runs.db                  the run registry (core.runs.store)
     runs/<ID>/
         model.keras          the full trained model (backbone + head)
         class_names.json     the output order of the model's classes
@@ -9,7 +10,8 @@
         evaluation.json      the test-split report (core.inference.evaluate)
         tensorboard/         TensorBoard logs
         backup/              while training: the per-epoch backup a resume starts from
-        export/              exported models and labels.txt (core.inference.export)
+        export/              exported models and labels.txt (core.inference.export):
+            model.keras, savedmodel/, model.tflite, model_quantized.tflite, labels.txt
 
 Nothing here touches the disk except `RunPaths.create`; building a path never makes a folder.
 """
@@ -19,8 +21,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.errors import PetLabError
+
 DB_NAME = "runs.db"
 RUNS_DIR = "runs"
+# The export formats and the file (or folder) each writes in export/, float32 unless quantized.
+EXPORT_FILES = {"keras": "model.keras", "savedmodel": "savedmodel", "tflite": "model.tflite"}
+EXPORT_FORMATS = tuple(EXPORT_FILES)
+QUANTIZED_TFLITE_FILE = "model_quantized.tflite"
+LABELS_FILE = "labels.txt"
+
+
+def registry_file(workspace: Path) -> Path:
+    """The SQLite file of a workspace's run registry."""
+    return Path(workspace) / DB_NAME
+
+
+def runs_folder(workspace: Path) -> Path:
+    """The folder holding every run's folder (TensorBoard's --logdir for all runs)."""
+    return Path(workspace) / RUNS_DIR
 
 
 @dataclass(frozen=True)
@@ -32,7 +51,7 @@ class RunPaths:
     @classmethod
     def of(cls, workspace: Path, run_id: int) -> RunPaths:
         """The paths of run `run_id` in `workspace`."""
-        return cls(Path(workspace) / RUNS_DIR / str(int(run_id)))
+        return cls(runs_folder(workspace) / str(int(run_id)))
 
     @property
     def model(self) -> Path:
@@ -71,7 +90,27 @@ class RunPaths:
     def exports(self) -> Path:
         return self.folder / "export"
 
+    @property
+    def export_labels(self) -> Path:
+        """labels.txt, written beside every export: the class names, one a line, in output order."""
+        return self.exports / LABELS_FILE
+
+    def export_model(self, fmt: str, quantize: bool = False) -> Path:
+        """The exported model of format `fmt` (one of EXPORT_FORMATS); `quantize` is for tflite only."""
+        name = QUANTIZED_TFLITE_FILE if fmt == "tflite" and quantize else EXPORT_FILES[fmt]
+        return self.exports / name
+
     def create(self) -> Path:
-        """Make the run folder (and its parents) if missing; returns it. OSError if it cannot be made."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Make the run folder (and its parents) if missing; returns it.
+
+        PetLabError (one sentence) when it cannot be made: a full disk, a read-only
+        workspace, or a file where the folder should be.
+        """
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PetLabError(
+                f"The run folder {self.folder} cannot be created ({exc.strerror or exc}); free disk space or "
+                "make the workspace writable, or choose another one with --workspace."
+            ) from None
         return self.folder

@@ -62,9 +62,9 @@ class RunRecord:
     pid: int | None
     error: str | None
     metrics: dict  # final metrics: best_val_accuracy, test_accuracy, test_loss, ...
-    progress: dict  # live: {"epoch", "epochs", "step", "steps", "updated"}
+    progress: dict  # live progress as stored; read it typed as `live`
     cancel_requested: bool
-    broken: str | None = None  # why a done run's saved model cannot be used (see artifact_problem)
+    broken: str | None = None  # why a done run's saved model cannot be used (core.runs.health)
 
     @property
     def data(self) -> DataConfig:

@@ -1,12 +1,14 @@
 """Run requests: validate a head-training, fine-tuning or resume request and queue it.
 
 No TensorFlow: the dashboard queues runs from here and a worker process
-(core.training.worker) trains them.
+(core.training.worker) trains them. A failed run resumes from its per-epoch backup
+(`RunBackup`), which the trainer writes (core.training.callbacks) and this module reads.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from core import config as cfg
@@ -15,21 +17,62 @@ from core.catalog.backbones import default_image_size, get_backbone
 from core.errors import BadInputError
 from core.runs.store import RunStore
 
-BACKUP_DIR = "backup"  # in the run folder: keras/ (BackupAndRestore), early_stopping.json, best.npz
+# Inside the backup folder. The state's names are those Keras' BackupAndRestore used, which
+# PetLab wrote before: a backup left by an earlier version still resumes.
+STATE_DIR = "keras"
+WEIGHTS_FILE = "latest.weights.h5"  # Keras saves weights only to a name ending in .weights.h5
+EPOCH_FILE = "training_metadata.json"
+EARLY_STOPPING_FILE = "early_stopping.json"
+BEST_WEIGHTS_FILE = "best.npz"
 
 
-def backup_path(store: RunStore, run_id: int) -> Path:
-    """The folder where a run's fit backs itself up each epoch (gone once the run ends normally)."""
-    return store.runs_path / str(int(run_id)) / BACKUP_DIR
+@dataclass(frozen=True)
+class RunBackup:
+    """The files of a run's per-epoch backup (`RunPaths.backup`; gone once the run ends normally).
+
+    After each finished epoch: the model's weights with the optimizer's state, that
+    epoch's number, and the early-stopping state (best val_loss so far, its weights,
+    patience used), so a resumed fit continues as an uninterrupted one would.
+    """
+
+    folder: Path
+
+    @classmethod
+    def of(cls, store: RunStore, run_id: int) -> RunBackup:
+        """The backup of run `run_id` (nothing is created)."""
+        return cls(store.paths(run_id).backup)
+
+    @property
+    def weights(self) -> Path:
+        """The model's weights and the optimizer's state (Keras `save_weights`)."""
+        return self.folder / STATE_DIR / WEIGHTS_FILE
+
+    @property
+    def epoch_file(self) -> Path:
+        """{"epoch": how many epochs the weights have trained}, written after the weights."""
+        return self.folder / STATE_DIR / EPOCH_FILE
+
+    @property
+    def early_stopping(self) -> Path:
+        """{"wait", "best", "best_epoch"}: the early-stopping state."""
+        return self.folder / EARLY_STOPPING_FILE
+
+    @property
+    def best_weights(self) -> Path:
+        """The weights of the best epoch so far (numpy arrays arr_0, arr_1, ...)."""
+        return self.folder / BEST_WEIGHTS_FILE
+
+    def epochs_done(self) -> int:
+        """How many epochs the backup holds (0: no backup, or one that cannot be read)."""
+        try:
+            return int(json.loads(self.epoch_file.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
 
 
 def resumable_epoch(store: RunStore, run_id: int) -> int:
     """How many epochs a run's backup holds (0: nothing to resume from)."""
-    try:
-        metadata = json.loads((backup_path(store, run_id) / "keras" / "training_metadata.json").read_text())
-        return int(metadata["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+    return RunBackup.of(store, run_id).epochs_done()
 
 
 def resume_run(store: RunStore, run_id: int) -> int:
@@ -52,6 +95,9 @@ def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig
     backbone = get_backbone(train.backbone)
     if train.epochs < 1 or train.batch_size < 1 or train.lr <= 0:
         raise BadInputError("Epochs, batch size and learning rate must all be positive.")
+    if not 0 <= train.dropout < 1:
+        raise BadInputError(f"Dropout is a fraction from 0 up to (not including) 1, not {train.dropout}.")
+    check_schedule(train.patience, train.seed)
     if data.source not in cfg.SOURCES:
         raise BadInputError(f"Unknown source {data.source!r}; choose one of: {', '.join(cfg.SOURCES)}.")
     parse_spec(train.augment)  # fails early on a bad spec
@@ -69,14 +115,26 @@ def queue_finetune_run(store: RunStore, parent_id: int, finetune: cfg.FinetuneCo
         raise BadInputError(f"Run {parent_id} is {parent.status}; fine-tune from a finished (done) run.")
     if parent.broken:
         raise BadInputError(parent.broken)
-    if not (store.run_dir(parent_id) / "model.keras").is_file():
+    if not store.paths(parent_id).model.is_file():
         raise BadInputError(f"Run {parent_id} has no saved model; train a new head run first.")
     if finetune.epochs < 1 or finetune.lr <= 0:
         raise BadInputError("Fine-tuning epochs and learning rate must be positive.")
+    if finetune.batch_size is not None and finetune.batch_size < 1:
+        raise BadInputError(f"The fine-tuning batch size must be at least 1, not {finetune.batch_size}.")
+    check_schedule(finetune.patience, finetune.seed)
     cfg.parse_unfreeze(finetune.unfreeze)
+    # The parent's data and head settings: the new run trains on the same.
     config = {
-        "data": parent.config["data"],
-        "train": parent.config["train"],
+        "data": cfg.to_dict(parent.data),
+        "train": cfg.to_dict(parent.train),
         "finetune": cfg.to_dict(finetune),
     }
     return store.create("finetune", config, parent=parent_id)
+
+
+def check_schedule(patience: int, seed: int) -> None:
+    """BadInputError for a negative early-stopping patience or a seed numpy cannot take."""
+    if patience < 0:
+        raise BadInputError(f"Early-stopping patience is 0 (off) or more epochs, not {patience}.")
+    if not 0 <= seed < 2**32:
+        raise BadInputError(f"The seed must be a whole number from 0 to {2**32 - 1}, not {seed}.")

@@ -12,6 +12,7 @@ registry, so runs still execute one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -19,12 +20,15 @@ import time
 from pathlib import Path
 
 from core.errors import PetLabError
-from core.runs.store import RunStore, process_alive, process_start_time
+from core.runs.liveness import process_alive, process_start_time
+from core.runs.store import RunStore
+from core.workspace import atomic_write_text
 
 LOG_DIR = "logs"
 LOG_NAME = "worker.log"
 PID_NAME = "worker.pid"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVICE_NAME = "device.txt"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding core/
 # A dashboard worker waits this long for the next run once the queue is empty, so a run started
 # soon after (another learning rate, say) begins at once: TensorFlow loaded, backbone built.
 WORKER_LINGER_S = 300.0
@@ -47,28 +51,9 @@ def start_worker(workspace: Path) -> int:
     alive = running_worker(workspace)
     if alive is not None:
         return alive
-    log_path = worker_log(workspace)
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # The worker imports `core` from this checkout, wherever the server was started from.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "core", "worker", "--workspace", str(Path(workspace).resolve())]
-    command += ["--linger", str(WORKER_LINGER_S)]
+    command = ["worker", "--workspace", str(Path(workspace).resolve()), "--linger", str(WORKER_LINGER_S)]
     try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log:
-            log.write(f"\n--- worker started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                command,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the server and its Ctrl-C
-                close_fds=True,
-            )
+        process = _spawn_core(command, worker_log(workspace))
     except OSError as exc:
         raise PetLabError(
             f"Could not start the training process ({exc.strerror or exc}); check that {workspace} is "
@@ -78,6 +63,62 @@ def start_worker(workspace: Path) -> int:
     start = process_start_time(process.pid)
     (Path(workspace) / LOG_DIR / PID_NAME).write_text(f"{process.pid} {start or ''}\n")
     return process.pid
+
+
+def _spawn_core(arguments: list[str], log_path: Path, nice: int = 0) -> subprocess.Popen:
+    """Start `python -m core <arguments>` detached from this process, its output appended to `log_path`."""
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The child imports `core` from this checkout, wherever the server was started from.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        log.write(f"\n--- {arguments[0]} started {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            [sys.executable, "-m", "core", *arguments],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the server and its Ctrl-C
+            close_fds=True,
+            preexec_fn=(lambda: os.nice(nice)) if nice and os.name == "posix" else None,
+        )
+
+
+def device_file(workspace: Path) -> Path:
+    """Where a training process notes the device it trains on (one line), for the dashboard to show."""
+    return Path(workspace) / LOG_DIR / DEVICE_NAME
+
+
+def recorded_device(workspace: Path) -> str | None:
+    """The device the last training process of `workspace` found, or None before any has run."""
+    try:
+        return device_file(workspace).read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def record_device(workspace: Path, description: str) -> None:
+    """Note the device this training process uses (called by processes that have TensorFlow loaded)."""
+    device_file(workspace).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(device_file(workspace), description + "\n")
+
+
+def probe_device(workspace: Path) -> None:
+    """Ask TensorFlow, in a low-priority background process, which device a run would use.
+
+    The dashboard server never imports TensorFlow to draw its sidebar; it shows what this probe
+    (or the last worker) noted in `device_file`. A failure to start only leaves the note missing.
+    """
+    with contextlib.suppress(OSError):
+        _children.append(
+            _spawn_core(
+                ["device", "--workspace", str(Path(workspace).resolve())], worker_log(workspace), nice=10
+            )
+        )
 
 
 def worker_alive(workspace: Path) -> bool:

@@ -44,10 +44,20 @@ class SourceSlot:
         with self._lock:
             if self._source is None:
                 self._source = open_source(
-                    self.data.source, self.data.path or None, workspace=self.workspace,
-                    data_config=self.data, progress=progress, download=download,
-                )  # fmt: skip
+                    self.data.source,
+                    self.data.path or None,
+                    workspace=self.workspace,
+                    data_config=self.data,
+                    progress=progress,
+                    download=download,
+                )
             return self._source
+
+
+def headline_counts(description: dict) -> dict[str, int]:
+    """The Dataset page's headline of DataSource.describe(): classes, then images in each split."""
+    counts = {"Classes": len(description["classes"])}
+    return counts | {f"{split.capitalize()} images": int(description["sizes"][split]) for split in SPLITS}
 
 
 def label_counts(description: dict) -> pd.DataFrame:
@@ -58,6 +68,22 @@ def label_counts(description: dict) -> pd.DataFrame:
         for name, count in zip(description["classes"], description["label_counts"][split], strict=True)
     ]
     return pd.DataFrame(rows, columns=["split", "class", "species", "count"])
+
+
+def counts_by_class(description: dict, split: str | None = None, order: str = "count") -> pd.DataFrame:
+    """Images per class (columns class, species, count) in one split (None or "all": every split).
+
+    `order`: "count" (most first), "name" (alphabetical, any case) or "species" (then most first).
+    """
+    table = label_counts(description)
+    if split and split != "all":
+        table = table[table["split"] == split]
+    table = table.groupby(["class", "species"], as_index=False)["count"].sum()
+    if order == "name":
+        return table.sort_values("class", key=lambda names: names.str.lower())
+    if order == "species":
+        return table.sort_values(["species", "count"], ascending=[True, False])
+    return table.sort_values("count", ascending=False)
 
 
 def sample_indices(

@@ -1,6 +1,6 @@
 """Plain-Python helpers behind the Evaluation and Predict pages: no Streamlit, no TensorFlow.
 
-They shape a run's evaluation report (`runs/<ID>/evaluation.json`, written by
+They shape a run's evaluation report (`store.paths(id).evaluation`, written by
 core.inference.evaluate) into the tables and lists the pages draw: the confusion matrix
 as a frame (counts or shares of each true class), per-class scores, the most
 confused breed pairs, the misclassified test images, and the differences
@@ -13,17 +13,17 @@ import io
 import json
 import math
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from core.runs.store import RunRecord
+from core.config import DataConfig
+from core.data import ImageCache, open_source
+from core.runs.records import RunRecord
 from core.tables.dataset import species_of
 
-# The report core.inference.evaluate writes beside a run's model (core.inference.evaluate.evaluation_path; not
-# imported from there, as that module loads TensorFlow).
-EVALUATION_FILE = "evaluation.json"
 # What a report needs for the Evaluation page to draw anything.
 REPORT_KEYS = ("class_names", "confusion_matrix", "per_class", "accuracy", "top5_accuracy", "loss")
 # What the gallery of mistakes also needs, in test-split order.
@@ -33,7 +33,7 @@ SAMPLE_KEYS = ("predicted", "labels", "confidence")
 def run_label(record: RunRecord) -> str:
     """'run 3 · efficientnetv2b0 · fine-tuned from run 2 · val 91.2% · test 90.8%'."""
     m = record.metrics
-    parts = [f"run {record.id}", record.config.get("train", {}).get("backbone", "?")]
+    parts = [f"run {record.id}", record.train.backbone]
     if record.kind == "finetune":
         parts.append(f"fine-tuned from run {record.parent}")
     if m.get("best_val_accuracy") is not None:
@@ -43,10 +43,13 @@ def run_label(record: RunRecord) -> str:
     return " · ".join(parts)
 
 
-def load_evaluation(run_dir: Path) -> dict | None:
-    """A run's evaluation report, or None when it is missing, unreadable or incomplete."""
+def load_evaluation(path: Path) -> dict | None:
+    """The evaluation report at `path` (`store.paths(id).evaluation`).
+
+    None when it is missing, unreadable or incomplete.
+    """
     try:
-        report = json.loads((Path(run_dir) / EVALUATION_FILE).read_text(encoding="utf-8"))
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(report, dict) or any(key not in report for key in REPORT_KEYS):
@@ -56,6 +59,26 @@ def load_evaluation(run_dir: Path) -> dict | None:
     if n == 0 or matrix.shape != (n, n) or len(report["per_class"]) != n:
         return None
     return report
+
+
+def headline_metrics(report: dict) -> dict[str, str]:
+    """The report's headline, ready to show: {label: value} for test accuracy, top-5, loss and images."""
+    count = report.get("count", int(np.sum(report["confusion_matrix"])))
+    return {
+        "Test accuracy": f"{100 * report['accuracy']:.1f}%",
+        "Top-5 accuracy": f"{100 * report['top5_accuracy']:.1f}%",
+        "Test loss": f"{report['loss']:.3f}",
+        "Test images": str(count),
+    }
+
+
+def read_test_split(workspace: Path, data: DataConfig, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of a data source's test split at `image_size`, from the decoded-image cache.
+
+    The same images in the same order as the evaluation report's lists; never downloads.
+    """
+    source = open_source(data.source, data.path, workspace=Path(workspace), data_config=data, download=False)
+    return ImageCache(Path(workspace)).get(source, "test", image_size)
 
 
 def has_samples(report: dict) -> bool:
@@ -72,14 +95,19 @@ def confusion_frame(report: dict, normalize: bool = False) -> pd.DataFrame:
     of that true breed predicted as the column's breed (a row without images stays 0).
     """
     names = list(report["class_names"])
-    counts = np.asarray(report["confusion_matrix"], dtype=np.float64)
-    if normalize:
-        totals = counts.sum(axis=1, keepdims=True)
-        counts = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    counts = np.asarray(report["confusion_matrix"], dtype=np.int64)
     frame = pd.DataFrame(
         counts, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted")
     )
-    return frame if normalize else frame.astype(np.int64)
+    return row_shares(frame) if normalize else frame
+
+
+def row_shares(counts: pd.DataFrame) -> pd.DataFrame:
+    """A count table with each row divided by its total (a row without any count stays 0)."""
+    values = counts.to_numpy(dtype=np.float64)
+    totals = values.sum(axis=1, keepdims=True)
+    shares = np.divide(values, totals, out=np.zeros_like(values), where=totals > 0)
+    return pd.DataFrame(shares, index=counts.index, columns=counts.columns)
 
 
 def per_class_frame(report: dict) -> pd.DataFrame:
@@ -155,6 +183,13 @@ def matches_test_split(report: dict, labels: np.ndarray) -> bool:
     return has_samples(report) and np.array_equal(np.asarray(report["labels"]), np.asarray(labels))
 
 
+def mistake_caption(report: dict, index: int) -> str:
+    """'true breed → predicted breed (confidence%)' of test image `index`."""
+    names = report["class_names"]
+    true, predicted = names[report["labels"][index]], names[report["predicted"][index]]
+    return f"{true} → {predicted} ({100 * report['confidence'][index]:.0f}%)"
+
+
 def metric_deltas(report: dict, other: dict) -> dict[str, tuple[float, float]]:
     """{accuracy, top5_accuracy, loss: (value of `report`, value minus `other`'s)}."""
     result = {}
@@ -162,6 +197,35 @@ def metric_deltas(report: dict, other: dict) -> dict[str, tuple[float, float]]:
         value, base = float(report[key]), float(other[key])
         result[key] = (value, value - base if math.isfinite(value) and math.isfinite(base) else math.nan)
     return result
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One headline metric of a run beside another run's, ready for a metric widget."""
+
+    label: str
+    value: str
+    change: str
+    delta_color: str  # "normal", "inverse" (lower is better) or "off" (no visible change)
+
+
+def metric_changes(report: dict, other: dict, this: str, that: str) -> list[MetricChange]:
+    """Test accuracy, top-5 and loss of `report` (run `this`) and their change from `other` (run `that`)."""
+    deltas = metric_deltas(report, other)
+    changes = []
+    for key, label in (("accuracy", "Test accuracy"), ("top5_accuracy", "Top-5 accuracy")):
+        value, delta = deltas[key]
+        change = f"{100 * delta:+.1f} pp vs {that}"
+        changes.append(MetricChange(f"{label}, {this}", f"{100 * value:.1f}%", change, delta_color(change)))
+    value, delta = deltas["loss"]
+    change = f"{delta:+.3f} vs {that}"
+    changes.append(MetricChange(f"Test loss, {this}", f"{value:.3f}", change, delta_color(change, "inverse")))
+    return changes
+
+
+def delta_color(change: str, color: str = "normal") -> str:
+    """ "off" (grey) for a change that rounds to zero ("+0.0 pp"), else `color`."""
+    return "off" if not any(c in "123456789" for c in change.split(" ")[0]) else color
 
 
 def recall_diff_frame(
@@ -179,10 +243,8 @@ def recall_diff_frame(
         if name in theirs:
             difference = mine[name] - theirs[name]
             better = label if difference > 0 else other_label if difference < 0 else "same"
-            rows.append(
-                {"breed": name, label: mine[name], other_label: theirs[name], "difference": difference,
-                 "better": better}
-            )  # fmt: skip
+            row = {"breed": name, label: mine[name], other_label: theirs[name]}
+            rows.append(row | {"difference": difference, "better": better})
     frame = pd.DataFrame(rows, columns=["breed", label, other_label, "difference", "better"])
     return frame.sort_values(["difference", "breed"], ascending=[False, True]).reset_index(drop=True)
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from core.runs.store import RunRecord, RunStore
+from core.runs.records import Progress, RunRecord
+from core.runs.store import RunStore
 
 CURVE_METRICS = ("accuracy", "loss")
 
@@ -27,30 +27,29 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     A done run whose saved model was deleted or damaged shows as "broken"; the note
     column says why, or why a run failed.
     """
-    rows = []
-    for r in records:
-        train = r.config.get("train", {})
-        tune = r.config.get("finetune", {})
-        rows.append(
-            {
-                "run": r.id,
-                "kind": r.kind if r.parent is None else f"{r.kind} of {r.parent}",
-                "status": r.shown_status,
-                "backbone": train.get("backbone"),
-                "weights": train.get("weights"),
-                "image size": train.get("image_size"),
-                "epochs": tune.get("epochs", train.get("epochs")),
-                "learning rate": tune.get("lr", train.get("lr")),
-                "batch size": tune.get("batch_size") or train.get("batch_size"),
-                "augmentation": train.get("augment"),
-                "unfreeze": tune.get("unfreeze"),
-                "best val accuracy %": _pct(r.metrics.get("best_val_accuracy")),
-                "test accuracy %": _pct(r.metrics.get("test_accuracy")),
-                "duration": format_duration(r.duration),
-                "note": r.broken or r.error or "",
-            }
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame([_run_row(r) for r in records])
+
+
+def _run_row(r: RunRecord) -> dict:
+    """One row of the runs table; a fine-tuning run shows its own epochs, learning rate and batch size."""
+    train, tune = r.train, r.finetune
+    return {
+        "run": r.id,
+        "kind": r.kind if r.parent is None else f"{r.kind} of {r.parent}",
+        "status": r.shown_status,
+        "backbone": train.backbone,
+        "weights": train.weights,
+        "image size": train.image_size,
+        "epochs": (tune or train).epochs,
+        "learning rate": (tune or train).lr,
+        "batch size": (tune and tune.batch_size) or train.batch_size,
+        "augmentation": train.augment,
+        "unfreeze": tune.unfreeze if tune else None,
+        "best val accuracy %": _pct(r.metrics.get("best_val_accuracy")),
+        "test accuracy %": _pct(r.metrics.get("test_accuracy")),
+        "duration": format_duration(r.duration),
+        "note": r.broken or r.error or "",
+    }
 
 
 def runs_csv(records: Iterable[RunRecord]) -> str:
@@ -66,16 +65,25 @@ def history_frame(store: RunStore, run_ids: Iterable[int]) -> pd.DataFrame:
             for metric in CURVE_METRICS:
                 for split, key in (("train", metric), ("validation", f"val_{metric}")):
                     if entry.get(key) is not None:
-                        rows.append(
-                            {"run": f"run {run_id}", "epoch": entry["epoch"], "metric": metric,
-                             "split": split, "value": float(entry[key])}
-                        )  # fmt: skip
+                        point = {"run": f"run {run_id}", "epoch": entry["epoch"], "metric": metric}
+                        rows.append(point | {"split": split, "value": float(entry[key])})
     return pd.DataFrame(rows, columns=["run", "epoch", "metric", "split", "value"])
 
 
-def model_path(store: RunStore, run_id: int) -> Path:
-    """Where a run's trained model is saved."""
-    return store.runs_path / str(int(run_id)) / "model.keras"
+def epoch_seconds(history: list[dict]) -> list[float]:
+    """How long each finished epoch of a run's history took, in seconds."""
+    return [float(entry["seconds"]) for entry in history if entry.get("seconds") is not None]
+
+
+def result_summary(record: RunRecord) -> str:
+    """A finished run's results in words: 'best validation accuracy 91.2%, test accuracy 90.8%'."""
+    m = record.metrics
+    parts = []
+    if m.get("best_val_accuracy") is not None:
+        parts.append(f"best validation accuracy {100 * m['best_val_accuracy']:.1f}%")
+    if m.get("test_accuracy") is not None:
+        parts.append(f"test accuracy {100 * m['test_accuracy']:.1f}%")
+    return ", ".join(parts) or "no metrics"
 
 
 def predictable_runs(store: RunStore) -> list[RunRecord]:
@@ -99,8 +107,8 @@ def current_run(records: list[RunRecord]) -> RunRecord | None:
 
 
 def estimate_eta(
-    progress: dict,
-    epoch_seconds: list[float],
+    progress: Progress,
+    seconds_per_epoch: list[float],
     mark: tuple[float, int] | None,
     now: float,
 ) -> float | None:
@@ -109,12 +117,12 @@ def estimate_eta(
     The speed comes from finished epochs when there are any, otherwise from
     `mark`: (time, step) when the dashboard first saw the current epoch.
     """
-    epoch, epochs = progress.get("epoch"), progress.get("epochs")
-    step, steps = progress.get("step") or 0, progress.get("steps")
+    epoch, epochs = progress.epoch, progress.epochs
+    step, steps = progress.step or 0, progress.steps
     if not epoch or not epochs or not steps:
         return None
-    if epoch_seconds:
-        per_epoch = float(np.mean(epoch_seconds))
+    if seconds_per_epoch:
+        per_epoch = float(np.mean(seconds_per_epoch))
         per_step = per_epoch / steps
     elif mark is not None and step > mark[1] and now > mark[0]:
         per_step = (now - mark[0]) / (step - mark[1])

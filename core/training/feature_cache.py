@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -28,6 +29,7 @@ from core.workspace import atomic_path
 
 FEATURE_FORMAT = 2
 VIEWS = ("original", "flipped")
+BATCH_SIZE = 64  # images per backbone pass while extracting
 
 
 def flip_views(images: np.ndarray) -> np.ndarray:
@@ -43,6 +45,22 @@ def weights_digest(model: keras.Model) -> str:
         digest.update(weight.path.encode())
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     return digest.hexdigest()[:24]
+
+
+@dataclass(frozen=True, eq=False)
+class FrozenPart:
+    """The frozen part of a model whose outputs are cached: up to the pooled backbone output
+    (`at` None, head training) or up to backbone operation `at` (fine-tuning the top of the
+    backbone). `digest` names the backbone's weights (`weights_digest`)."""
+
+    model: keras.Model
+    digest: str
+    at: int | None = None
+
+    @classmethod
+    def of(cls, model: keras.Model, at: int | None = None) -> FrozenPart:
+        """The part of `model` below `at`, its weights digested now."""
+        return cls(model, weights_digest(model), at)
 
 
 class WarmBackbone:
@@ -144,41 +162,43 @@ class FeatureCache:
 
     def get(
         self,
-        model: keras.Model,
+        part: FrozenPart,
         images: np.ndarray,
         data_fingerprint: str,
         split: str,
         view: str = "original",
-        digest: str | None = None,
-        batch_size: int = 64,
         progress: ProgressCallback = no_progress,
-        at: int | None = None,
     ) -> np.ndarray:
-        """float32 [N, ...] outputs of `feature_extractor(model, at)` for `images` (flipped first for
-        view 'flipped'), computed once."""
-        digest = digest or weights_digest(model)
-        key = self.key(data_fingerprint, split, view, digest, images.shape[1], at)
+        """float32 [N, ...] outputs of `part` for `images` (flipped first for view 'flipped'), once."""
+        key = self.key(data_fingerprint, split, view, part.digest, images.shape[1], part.at)
         path = self.root / f"{key}.npy"
         if not path.is_file():
-            what = "features" if at is None else "lower-backbone outputs"
+            what = "features" if part.at is None else "lower-backbone outputs"
+            stage = f"extracting {split} {what} ({view})"
             with atomic_path(path) as tmp:
-                self._compute(
-                    model, at, images, view, batch_size, progress, tmp, f"extracting {split} {what} ({view})"
-                )
+                self._compute(part, images, view, tmp, progress, stage)
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
-    def _compute(self, model, at, images, view, batch_size, progress, path, stage) -> None:
-        forward, shape = self._forward(model, at)
+    def _compute(
+        self,
+        part: FrozenPart,
+        images: np.ndarray,
+        view: str,
+        path: Path,
+        progress: ProgressCallback,
+        stage: str,
+    ) -> None:
+        forward, shape = self._forward(part.model, part.at)
         total = len(images)
         # Written batch by batch into the file: lower-backbone outputs of a large dataset outgrow memory.
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(total, *shape))
         progress(stage, 0, total)
-        for start in range(0, total, batch_size):
-            batch = np.asarray(images[start : start + batch_size])
+        for start in range(0, total, BATCH_SIZE):
+            batch = np.asarray(images[start : start + BATCH_SIZE])
             if view == "flipped":
                 batch = flip_views(batch)
             out[start : start + len(batch)] = np.asarray(forward(tf.convert_to_tensor(batch, tf.float32)))
-            progress(stage, min(start + batch_size, total), total)
+            progress(stage, min(start + BATCH_SIZE, total), total)
         out.flush()
         del out
         self.computed += total

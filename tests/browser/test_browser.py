@@ -13,6 +13,7 @@ elsewhere it is skipped. Run it alone with `pytest -m browser`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -123,17 +124,25 @@ def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
         "PETLAB_DATA_ROOTS": str(tmp_path),  # the dashboard reads folders only inside its data roots
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+    options = {
+        "--server.port": str(port),
+        "--server.address": "127.0.0.1",
+        "--server.headless": "true",
+        "--browser.gatherUsageStats": "false",
+        "--server.fileWatcherType": "none",
+    }
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", *itertools.chain(*options.items())]
     started = time.monotonic()
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     board = Dashboard(f"http://127.0.0.1:{port}", workspace, log)
     try:
         deadline = time.monotonic() + SERVER_START
@@ -157,7 +166,7 @@ def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
 
 def stop_worker(workspace: Path) -> None:
     """Stop the training process the dashboard started (its own session), if it still runs."""
-    from core.runs.store import process_alive
+    from core.runs.liveness import process_alive
 
     try:
         pid_text, _, start = (workspace / "logs" / "worker.pid").read_text().strip().partition(" ")

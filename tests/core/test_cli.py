@@ -12,6 +12,10 @@ import keras
 import numpy as np
 import pytest
 
+from core import cli
+from core.errors import OfflineError
+from core.runs.layout import RunPaths
+from core.runs.store import RunStore
 from tests.conftest import REPO, write_oxford_images
 
 ROOT = REPO
@@ -34,15 +38,21 @@ def trained(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("cli")
     images = write_oxford_images(base / "images")
     workspace = base / "workspace"
-    head = petlab("train", "--source", "oxford-files", "--path", str(images), *TINY, "--epochs", "2",
-                  workspace=workspace)  # fmt: skip
+    source = ["--source", "oxford-files", "--path", str(images)]
+    head = petlab("train", *source, *TINY, "--epochs", "2", workspace=workspace)
     head_id = int(head.stdout.strip().splitlines()[-1].removeprefix("run: "))
     fine = petlab(
         "finetune", "--from", str(head_id), "--epochs", "1", "--unfreeze", "10", workspace=workspace
     )
     fine_id = int(fine.stdout.strip().splitlines()[-1].removeprefix("run: "))
-    return {"images": images, "workspace": workspace, "head": head, "head_id": head_id, "fine": fine,
-            "fine_id": fine_id}  # fmt: skip
+    return {
+        "images": images,
+        "workspace": workspace,
+        "head": head,
+        "head_id": head_id,
+        "fine": fine,
+        "fine_id": fine_id,
+    }
 
 
 def test_data_prints_classes_and_split_sizes(tmp_path) -> None:
@@ -82,14 +92,14 @@ def test_finetune_has_the_head_run_as_parent(trained) -> None:
 
 
 def test_artifacts_are_complete_and_load_in_safe_mode(trained) -> None:
-    run_dir = trained["workspace"] / "runs" / str(trained["head_id"])
-    for name in ("model.keras", "class_names.json", "config.json", "history.json", "evaluation.json"):
-        assert (run_dir / name).is_file(), name
-    model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
+    paths = RunPaths.of(trained["workspace"], trained["head_id"])
+    for path in (paths.model, paths.class_names, paths.config, paths.history, paths.evaluation):
+        assert path.is_file(), path.name
+    model = keras.saving.load_model(paths.model, safe_mode=True)
     assert model.output_shape == (None, 3)
-    assert json.loads((run_dir / "class_names.json").read_text()) == ["Abyssinian", "beagle", "Bengal"]
-    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))  # tensorboard --logdir works
-    history = json.loads((run_dir / "history.json").read_text())
+    assert json.loads(paths.class_names.read_text()) == ["Abyssinian", "beagle", "Bengal"]
+    assert list(paths.tensorboard.rglob("events.out.tfevents.*"))  # tensorboard --logdir works
+    history = json.loads(paths.history.read_text())
     assert [row["epoch"] for row in history] == [1, 2]
 
 
@@ -97,9 +107,7 @@ def test_evaluate_prints_and_writes_the_full_evaluation(trained) -> None:
     out = petlab("evaluate", "--run", str(trained["fine_id"]), workspace=trained["workspace"]).stdout
     values = dict(line.rsplit(": ", 1) for line in out.strip().splitlines() if line.startswith("test "))
     assert set(values) == {"test loss", "test accuracy", "test top-5 accuracy"}
-    report = json.loads(
-        (trained["workspace"] / "runs" / str(trained["fine_id"]) / "evaluation.json").read_text()
-    )
+    report = json.loads(RunPaths.of(trained["workspace"], trained["fine_id"]).evaluation.read_text())
     assert float(values["test accuracy"]) == pytest.approx(report["accuracy"], abs=1e-4)
     matrix = np.array(report["confusion_matrix"])
     assert matrix.shape == (3, 3) and matrix.sum() == report["count"] > 0
@@ -108,8 +116,8 @@ def test_evaluate_prints_and_writes_the_full_evaluation(trained) -> None:
 
 def test_predict_prints_top_k_sorted_probabilities(trained) -> None:
     photo = trained["images"] / "Bengal_3.jpg"  # a CMYK JPEG
-    out = petlab("predict", "--run", str(trained["fine_id"]), "--top", "3", str(photo),
-                 workspace=trained["workspace"]).stdout  # fmt: skip
+    args = ["predict", "--run", str(trained["fine_id"]), "--top", "3", str(photo)]
+    out = petlab(*args, workspace=trained["workspace"]).stdout
     rows = [line.rsplit(" ", 1) for line in out.strip().splitlines()]
     assert len(rows) == 3
     assert {name for name, _ in rows} == {"Abyssinian", "Bengal", "beagle"}
@@ -140,7 +148,133 @@ def test_bad_input_exits_2_with_one_line(args, tmp_path) -> None:
 def test_predict_on_a_bad_file_exits_2_with_one_line(trained, tmp_path) -> None:
     fake = tmp_path / "cat.jpg"
     fake.write_text("<html>not a photo</html>")
-    result = petlab("predict", "--run", str(trained["head_id"]), str(fake), workspace=trained["workspace"],
-                    check=False)  # fmt: skip
+    args = ["predict", "--run", str(trained["head_id"]), str(fake)]
+    result = petlab(*args, workspace=trained["workspace"], check=False)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "cat.jpg" in result.stderr
+
+
+# -- exit codes, in process (no TensorFlow needed to refuse bad input) -----------------------------
+
+
+def main_exit_code(argv: list[str]) -> int:
+    """cli.main's exit code, also when the parser exits (a usage error)."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exit_info:
+        return int(exit_info.code)
+
+
+@pytest.fixture
+def done_run(tmp_path) -> tuple[Path, int]:
+    """A workspace with one done head run (whose files are missing: it shows as broken)."""
+    store = RunStore(tmp_path / "ws")
+    run_id = store.create("head", {"train": {"backbone": "mobilenetv3small"}}, status="done")
+    return tmp_path / "ws", run_id
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["predict", "--run", "999", "x.jpg"],
+        ["evaluate", "--run", "999"],
+        ["export", "--run", "999", "--format", "keras"],
+        ["resume", "--run", "999"],
+        ["cancel", "999"],
+        ["finetune", "--from", "999"],
+        ["finetune", "--from", "{done}", "--unfreeze", "some"],
+        ["finetune", "--from", "{done}", "--unfreeze", "0"],
+        ["finetune", "--from", "{done}", "--batch-size", "0"],
+        ["finetune", "--from", "{done}"],  # its model is gone
+        ["resume", "--run", "{done}"],
+        ["cancel", "{done}"],
+        ["train", "--backbone", "vgg99", "--source", "folder", "--path", "."],
+        ["train", "--dropout", "1.5", "--source", "folder", "--path", "."],
+        ["train", "--lr", "0", "--source", "folder", "--path", "."],
+        ["train", "--seed", "-1", "--source", "folder", "--path", "."],
+        ["train", "--patience", "-2", "--source", "folder", "--path", "."],
+        ["train", "--image-size", "16", "--source", "folder", "--path", "."],
+        ["train", "--augment", "spin=3", "--source", "folder", "--path", "."],
+        ["predict", "--run", "{done}", "--top", "0", "x.jpg"],
+        ["export", "--run", "{done}", "--format", "onnx"],
+        ["worker", "--linger", "soon"],
+        ["runs", "--bogus"],
+    ],
+)
+def test_bad_input_exits_2_in_process(args, done_run, capsys) -> None:
+    workspace, done = done_run
+    argv = [arg.format(done=done) for arg in args] + ["--workspace", str(workspace)]
+    assert main_exit_code(argv) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("argv", [[], ["bogus"], ["train", "--epochs"]])
+def test_usage_errors_exit_2(argv, capsys) -> None:
+    assert main_exit_code(argv) == cli.EXIT_BAD_INPUT
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_damaged_registry_exits_1(tmp_path, capsys) -> None:
+    (tmp_path / "runs.db").write_bytes(b"this is not sqlite" * 100)
+    assert main_exit_code(["runs", "--workspace", str(tmp_path)]) == cli.EXIT_FAILED
+    assert "is damaged" in capsys.readouterr().err
+
+
+def ends_elsewhere(status: str, error: str | None = None):
+    """A stand-in for run_queue: another process ends the run while this command waits for it."""
+
+    def run_queue(store, until, **_) -> None:
+        if status == "cancelled":
+            store.request_cancel(until)
+        else:
+            store.start(until)
+            store.finish(until, status, error=error)
+
+    return run_queue
+
+
+def raises(exc: BaseException):
+    def run_queue(store, until, **_) -> None:
+        raise exc
+
+    return run_queue
+
+
+@pytest.mark.parametrize(
+    ("run_queue", "message"),
+    [
+        (ends_elsewhere("cancelled"), "was cancelled before it finished"),
+        (ends_elsewhere("failed", "The disk is full; free space, then resume the run."), "disk is full"),
+        (raises(OfflineError("The weights cannot be downloaded (no network); connect.")), "no network"),
+        (raises(KeyboardInterrupt()), "interrupted"),
+    ],
+    ids=["cancelled", "failed-elsewhere", "offline", "ctrl-c"],
+)
+def test_a_run_that_does_not_finish_exits_1(run_queue, message, tmp_path, monkeypatch, capsys) -> None:
+    from core.training import worker
+
+    monkeypatch.setattr(worker, "run_queue", run_queue)
+    argv = [
+        "train",
+        "--source",
+        "folder",
+        "--path",
+        str(tmp_path),
+        *TINY,
+        "--workspace",
+        str(tmp_path / "ws"),
+    ]
+    assert main_exit_code(argv) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_device_names_the_device_and_notes_it_for_the_dashboard(tmp_path) -> None:
+    """Catches: the dashboard's sidebar having nothing to show, since the server never asks TensorFlow."""
+    from core.runs.worker_process import recorded_device
+
+    workspace = tmp_path / "workspace"
+    result = petlab("device", workspace=workspace)
+    assert result.stdout.strip() == f"CPU ({os.cpu_count()} cores)"  # no GPU on the test machines
+    assert recorded_device(workspace) == result.stdout.strip()

@@ -46,9 +46,8 @@ def test_default_roots_are_the_workspace_and_the_start_folder(tmp_path, monkeypa
 def test_more_roots_come_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(DATA_ROOTS_ENV, os.pathsep.join(["/srv/a", "", " /srv/b ", str(tmp_path)]))
-    assert data_roots(tmp_path / "ws") == [
-        (tmp_path / "ws").resolve(), tmp_path.resolve(), Path("/srv/a"), Path("/srv/b"),
-    ]  # fmt: skip
+    expected = [(tmp_path / "ws").resolve(), tmp_path.resolve(), Path("/srv/a"), Path("/srv/b")]
+    assert data_roots(tmp_path / "ws") == expected
 
 
 def test_paths_inside_a_root_are_resolved_and_accepted(roots):

@@ -23,7 +23,6 @@ from core.inference.export import (
     _install,
     export_run,
     float32_model,
-    labels_path,
     tflite_probabilities,
 )
 from core.model.classifier import build_model, load_model
@@ -48,7 +47,7 @@ def run(tmp_path_factory) -> SimpleNamespace:
         store=store,
         workspace=workspace,
         id=run_id,
-        dir=store.run_dir(run_id),
+        paths=store.paths(run_id),
         images=images,
         expected=expected,
     )
@@ -70,7 +69,7 @@ def test_the_tiny_model_tells_images_apart(run) -> None:
 
 
 def test_everything_goes_to_the_runs_export_folder(run, exported) -> None:
-    folder = run.dir / "export"
+    folder = run.paths.exports
     assert exported == {
         "keras": folder / "model.keras",
         "savedmodel": folder / "savedmodel",
@@ -82,7 +81,7 @@ def test_everything_goes_to_the_runs_export_folder(run, exported) -> None:
 
 
 def test_labels_txt_lists_the_class_names_in_output_order(run, exported) -> None:
-    assert labels_path(run.dir).read_text(encoding="utf-8").splitlines() == CLASS_NAMES
+    assert run.paths.export_labels.read_text(encoding="utf-8").splitlines() == CLASS_NAMES
 
 
 def test_keras_export_predicts_like_the_run(run, exported) -> None:
@@ -168,11 +167,15 @@ def test_cli_export_writes_and_prints_the_paths(run) -> None:
     env = os.environ | {"PETLAB_WORKSPACE": str(run.workspace)}
     result = subprocess.run(
         [sys.executable, "-m", "core", "export", "--run", str(run.id), "--format", "keras"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
-    assert Path(lines["model"]) == run.dir / "export" / "model.keras" and Path(lines["model"]).is_file()
+    assert Path(lines["model"]) == run.paths.export_model("keras") and Path(lines["model"]).is_file()
     assert Path(lines["labels"]).read_text(encoding="utf-8").splitlines() == CLASS_NAMES
 
 

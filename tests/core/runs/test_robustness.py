@@ -6,14 +6,15 @@ never leaves a run shown as running forever:
 
 - kill -9 mid-epoch: failed within 10 s, earlier runs intact, resumable from the
   last finished epoch (head on cached features through the CLI; head on images and
-  fine-tuning in-process; early stopping's best weights survive the resume);
-- cancel: tests/test_train.py::test_cancel_stops_at_the_next_batch_and_keeps_the_model
-  and tests/test_app.py::test_training_page_follows_a_running_run_and_cancels_it;
+  fine-tuning in-process; the backup and early stopping's state itself:
+  tests/core/training/test_callbacks.py);
+- cancel: tests/core/training/test_worker.py::test_cancel_stops_at_the_next_batch_and_keeps_the_model
+  and tests/views/test_training.py::test_training_page_follows_a_running_run_and_cancels_it;
 - a run folder or model.keras deleted or damaged by hand: listed as broken;
 - disk full / unwritable workspace: a clear error and a consistent registry;
 - the Streamlit server restarts during a run: the worker goes on, a new session reattaches;
 - two browser sessions: the same runs, one running and the other visibly queued;
-  concurrent SQLite writers and claimers: tests/test_registry.py::test_concurrent_writers
+  concurrent SQLite writers and claimers: tests/core/runs/test_store.py::test_concurrent_writers
   and ::test_claim_race_exactly_one_wins;
 - the runs table downloads as CSV.
 
@@ -36,7 +37,6 @@ import zipfile
 from pathlib import Path
 
 import keras
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -45,10 +45,18 @@ from core.cli import main as cli_main
 from core.errors import BadInputError, PetLabError
 from core.inference.predict import Predictor
 from core.runs import worker_process as jobs
-from core.runs.requests import backup_path, queue_finetune_run, queue_head_run, resumable_epoch, resume_run
-from core.runs.store import STALE_ERROR, RunStore, process_alive
+from core.runs.layout import registry_file
+from core.runs.liveness import process_alive
+from core.runs.requests import (
+    RunBackup,
+    queue_finetune_run,
+    queue_head_run,
+    resumable_epoch,
+    resume_run,
+)
+from core.runs.store import STALE_ERROR, RunStore
 from core.tables.runs import predictable_runs, runs_csv, runs_frame
-from core.training.worker import _ResumableEarlyStopping, run_queue
+from core.training.worker import run_queue
 from tests.apptest import open_page, start_app, texts
 from tests.conftest import REPO
 
@@ -66,9 +74,13 @@ def petlab(*args: str, workspace: Path) -> subprocess.Popen:
     """Start `python -m core ARGS` on `workspace` (the caller waits)."""
     env = os.environ | {"PETLAB_WORKSPACE": str(workspace)}
     return subprocess.Popen(
-        [sys.executable, "-m", "core", *args], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [sys.executable, "-m", "core", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for(condition, timeout: float = WAIT_S, what: str = "condition") -> None:
@@ -79,7 +91,7 @@ def wait_for(condition, timeout: float = WAIT_S, what: str = "condition") -> Non
 
 
 def integrity_ok(workspace: Path) -> bool:
-    with sqlite3.connect(workspace / "runs.db") as conn:
+    with sqlite3.connect(registry_file(workspace)) as conn:
         return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
@@ -103,10 +115,8 @@ def photo(pets: Path) -> Path:
 def test_kill_9_fails_fast_keeps_earlier_runs_and_resumes(workspace, pets):
     store = RunStore(workspace)
     epochs = 12
-    proc = petlab(
-        "train", "--source", "folder", "--path", str(pets), *TINY_ARGS, "--epochs", str(epochs),
-        "--batch-size", "4", "--patience", "0", workspace=workspace,
-    )  # fmt: skip
+    args = ["--epochs", str(epochs), "--batch-size", "4", "--patience", "0"]
+    proc = petlab("train", "--source", "folder", "--path", str(pets), *TINY_ARGS, *args, workspace=workspace)
     try:
         wait_for(lambda: resumable_epoch(store, 2) >= 1 or proc.poll() is not None, what="epoch 1")
         assert proc.poll() is None, proc.communicate()
@@ -150,7 +160,7 @@ def test_kill_9_fails_fast_keeps_earlier_runs_and_resumes(workspace, pets):
     assert [h["epoch"] for h in store.history(2)] == list(range(1, epochs + 1))
     record = store.get(2)
     assert record.status == "done" and record.error is None and record.metrics["epochs_run"] == epochs
-    assert not backup_path(store, 2).exists()  # removed once the run ended normally
+    assert not store.paths(2).backup.exists()  # removed once the run ended normally
     assert Predictor.for_run(store, 2).predict_image(photo(pets)).top
 
 
@@ -169,7 +179,7 @@ def crash_at_epoch(store: RunStore, monkeypatch, epoch: int) -> None:
 @pytest.mark.slow
 def test_resume_head_training_on_images_and_fine_tuning(workspace, monkeypatch):
     store = RunStore(workspace)
-    data = cfg.DataConfig(**store.get(1).config["data"])
+    data = store.get(1).data
     train = cfg.TrainConfig(epochs=3, batch_size=8, patience=0, feature_cache=False, **TINY)
     head = queue_head_run(store, data, train)
     tune = cfg.FinetuneConfig(epochs=3, lr=1e-4, unfreeze="10", batch_size=8, patience=0)
@@ -191,31 +201,8 @@ def test_resume_head_training_on_images_and_fine_tuning(workspace, monkeypatch):
         ]
         assert [h["epoch"] for h in store.history(run_id)] == [1, 2, 3]
         assert record.metrics["epochs_run"] == 3 and 1 <= record.metrics["best_epoch"] <= 3
-        assert not backup_path(store, run_id).exists()
+        assert not store.paths(run_id).backup.exists()
     assert store.get(head + 1).kind == "finetune" and store.get(head + 1).parent == head
-
-
-def test_early_stopping_best_weights_survive_a_resume(tmp_path):
-    """A kill loses the in-memory best weights; the resumed fit still ends with the best epoch's."""
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-
-    def epoch_end(callback, epoch: int, val_loss: float, value: float) -> None:
-        model.set_weights([np.full((2, 1), value, "float32"), np.zeros(1, "float32")])
-        callback.on_epoch_end(epoch, {"val_loss": val_loss})
-
-    first = _ResumableEarlyStopping(tmp_path, monitor="val_loss", patience=5, restore_best_weights=True)
-    first.set_model(model)
-    first.on_train_begin()
-    epoch_end(first, 0, 1.0, 0.5)  # the best epoch
-    epoch_end(first, 1, 2.0, 9.0)
-    # The process dies here; a new process resumes with a fresh callback.
-    second = _ResumableEarlyStopping(tmp_path, monitor="val_loss", patience=5, restore_best_weights=True)
-    second.set_model(model)
-    second.on_train_begin()
-    assert (second.best, second.best_epoch, second.wait) == (1.0, 0, 1)
-    epoch_end(second, 2, 3.0, 7.0)
-    second.on_train_end()
-    np.testing.assert_array_equal(model.get_weights()[0], np.full((2, 1), 0.5))
 
 
 def test_only_a_failed_run_with_a_backup_can_be_resumed(workspace):
@@ -238,8 +225,9 @@ def test_resume_button_requeues_a_failed_run_with_a_backup(workspace, spawned):
     first, second = start_app(), start_app()  # two browser tabs
     open_page(first, "training")
     assert all(button.key != "resume_run" for button in first.button)  # no backup, nothing to resume
-    (backup_path(store, run_id) / "keras").mkdir(parents=True)
-    (backup_path(store, run_id) / "keras" / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
+    backup = RunBackup.of(store, run_id)
+    backup.epoch_file.parent.mkdir(parents=True)
+    backup.epoch_file.write_text('{"epoch": 1}')
     first.run()
     open_page(second, "training")
     first.button(key="resume_run").click().run()
@@ -262,17 +250,16 @@ def test_resume_button_requeues_a_failed_run_with_a_backup(workspace, spawned):
 
 def test_deleted_or_damaged_runs_are_listed_as_broken(workspace, pets, capsys):
     store = RunStore(workspace)
-    runs = workspace / "runs"
     for run_id in (2, 3, 4, 5):
-        shutil.copytree(runs / "1", runs / str(run_id))
+        shutil.copytree(store.paths(1).folder, store.paths(run_id).folder)
         assert store.create("head", store.get(1).config, status="done") == run_id
     # Run 2 looks like a Keras file to the cheap check, but its contents are junk.
-    with zipfile.ZipFile(runs / "2" / "model.keras", "w") as archive:
+    with zipfile.ZipFile(store.paths(2).model, "w") as archive:
         archive.writestr("config.json", "{not json")
         archive.writestr("model.weights.h5", b"junk")
-    (runs / "3" / "model.keras").unlink()
-    (runs / "4" / "model.keras").write_bytes(b"garbage, not a zip")
-    shutil.rmtree(runs / "5")
+    store.paths(3).model.unlink()
+    store.paths(4).model.write_bytes(b"garbage, not a zip")
+    shutil.rmtree(store.paths(5).folder)
 
     broken = {r.id: r.broken for r in store.list() if r.broken}
     assert set(broken) == {3, 4, 5}
@@ -300,7 +287,7 @@ def test_deleted_or_damaged_runs_are_listed_as_broken(workspace, pets, capsys):
             queue_finetune_run(store, run_id, cfg.FINETUNE)
     assert cli_main(["evaluate", "--run", "4", "--workspace", str(workspace)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {broken[4]}"
-    assert not (runs / "5").exists()  # nothing recreated the deleted folder
+    assert not store.paths(5).folder.exists()  # nothing recreated the deleted folder
 
     # The dashboard helpers leave them out of the pickers and mark them in the table and its CSV.
     assert sorted(r.id for r in predictable_runs(store)) == [1, 2]
@@ -332,7 +319,7 @@ def test_deleted_or_damaged_runs_are_listed_as_broken(workspace, pets, capsys):
 
 def test_disk_full_at_save_fails_clearly_and_the_run_resumes_later(workspace, monkeypatch):
     store = RunStore(workspace)
-    data = cfg.DataConfig(**store.get(1).config["data"])
+    data = store.get(1).data
     run_id = queue_head_run(store, data, cfg.TrainConfig(epochs=2, batch_size=16, patience=0, **TINY))
 
     def full(*args, **kwargs):
@@ -356,7 +343,7 @@ def test_disk_full_at_save_fails_clearly_and_the_run_resumes_later(workspace, mo
 
 
 def test_unwritable_run_folder_exits_nonzero_with_one_line(workspace, pets):
-    (workspace / "runs" / "2").write_text("a file where the run folder should be")
+    RunStore(workspace).paths(2).folder.write_text("a file where the run folder should be")
     proc = petlab(
         "train", "--source", "folder", "--path", str(pets), *TINY_ARGS, "--epochs", "1", workspace=workspace
     )
@@ -376,21 +363,27 @@ def test_unwritable_run_folder_exits_nonzero_with_one_line(workspace, pets):
 
 def test_the_worker_outlives_the_server_and_a_new_session_reattaches(workspace):
     store = RunStore(workspace)
-    data = cfg.DataConfig(**store.get(1).config["data"])
+    data = store.get(1).data
     run_id = queue_head_run(store, data, cfg.TrainConfig(epochs=20, batch_size=4, patience=0, **TINY))
     # A short-lived "server" starts the worker as the dashboard does, then goes away.
     starter = (
         "import sys; from core.runs.worker_process import start_worker; print(start_worker(sys.argv[1]))"
     )
     server = subprocess.run(
-        [sys.executable, "-c", starter, str(workspace)], cwd=ROOT, capture_output=True, text=True,
-        timeout=120, check=True,
-    )  # fmt: skip
+        [sys.executable, "-c", starter, str(workspace)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     worker = int(server.stdout.strip())
     try:
         assert process_alive(worker)
-        wait_for(lambda: store.get(run_id).progress.get("epoch") or store.get(run_id).status == "done",
-                 what="the worker to train")  # fmt: skip
+        wait_for(
+            lambda: store.get(run_id).live.epoch or store.get(run_id).status == "done",
+            what="the worker to train",
+        )
         # A new session (the restarted server) shows the run from the registry.
         at = start_app()
         open_page(at, "training")

@@ -1,4 +1,5 @@
-"""Tests for the run registry (core/registry.py): round trips, reaping, concurrency."""
+"""Tests for the run registry (core/runs/store.py, database.py, liveness.py): round trips, stale runs,
+errors, concurrency."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from core.errors import BadInputError, NotFoundError, PetLabError, RunCancelled
-from core.runs.store import STALE_ERROR, RunRecord, RunStore, process_alive, process_start_time
+from core.runs.database import BUSY_TIMEOUT_MS, SCHEMA_VERSION, Database
+from core.runs.liveness import process_alive, process_start_time
+from core.runs.store import STALE_ERROR, RunRecord, RunStore
 
 HAS_PROC = Path("/proc/self/stat").exists()
 
@@ -156,9 +159,9 @@ def test_cancel(tmp_path: Path) -> None:
 def test_delete_removes_record_epochs_and_folder(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     run_id = store.create("head", {})
-    folder = store.run_dir(run_id)
+    folder = store.paths(run_id).create()
     assert folder == tmp_path / "runs" / str(run_id) and folder.is_dir()
-    (folder / "model.keras").write_text("weights")
+    store.paths(run_id).model.write_text("weights")
     store.start(run_id)
     store.log_epoch(run_id, 1, {"loss": 1.0}, 1.0)
     with pytest.raises(BadInputError):
@@ -185,12 +188,59 @@ def test_reap_dead_process(tmp_path: Path) -> None:
     assert store.reap_stale() == []
 
 
-def test_get_and_list_reap_first(tmp_path: Path) -> None:
+def stored_status(workspace: Path, run_id: int) -> str:
+    """The status column as written, bypassing RunStore."""
+    with sqlite3.connect(workspace / "runs.db") as conn:
+        return conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+
+
+def test_reads_show_a_dead_run_failed_without_writing(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     run_id = store.create("head", {})
     store.start(run_id, pid=exited_pid())
-    assert RunStore(tmp_path).list()[0].status == "failed"
+    store.set_progress(run_id, epoch=1, epochs=3)
+    shown = store.get(run_id)
+    assert (shown.status, shown.error) == ("failed", STALE_ERROR)
+    assert shown.finished == shown.live.updated  # its last sign of life
+    assert RunStore(tmp_path).list()[0] == shown
     assert store.active() is None
+    assert stored_status(tmp_path, run_id) == "running"  # nothing was written
+
+    assert store.reap_stale() == [run_id]  # the explicit writer stores exactly what was shown
+    assert stored_status(tmp_path, run_id) == "failed"
+    assert store.get(run_id) == shown
+
+
+@pytest.mark.parametrize("writer", ["request_cancel", "delete", "claim_next_queued"])
+def test_writers_store_a_dead_run_as_failed_first(tmp_path: Path, writer: str) -> None:
+    store = RunStore(tmp_path)
+    dead, other = store.create("head", {}), store.create("head", {})
+    store.start(dead, pid=exited_pid())
+    args = () if writer == "claim_next_queued" else (other,)
+    getattr(store, writer)(*args)
+    assert stored_status(tmp_path, dead) == "failed"
+    assert store.get(dead).error == STALE_ERROR
+
+
+def test_requeue_resumes_a_dead_run_in_one_call(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    store.start(run_id, pid=exited_pid())
+    store.log_epoch(run_id, 1, {"loss": 1.0}, 1.0)
+    store.requeue(run_id)
+    rec = store.get(run_id)
+    assert (rec.status, rec.error, rec.finished, rec.pid) == ("queued", None, None, None)
+    assert [h["epoch"] for h in store.history(run_id)] == [1]
+
+
+def test_paths_create_nothing(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    paths = store.paths(run_id)
+    assert paths.folder == tmp_path / "runs" / str(run_id) and paths.model.name == "model.keras"
+    for read in (lambda: store.get(run_id), store.list, store.active, lambda: store.history(run_id)):
+        read()
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.skipif(not HAS_PROC, reason="needs /proc for process start times")
@@ -346,6 +396,64 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PetLabError) as info:
         RunStore(tmp_path)
     assert "newer PetLab" in str(info.value)
+
+
+def sqlite_error(code: int, text: str) -> sqlite3.OperationalError:
+    exc = sqlite3.OperationalError(text)
+    exc.sqlite_errorcode = code  # type: ignore[attr-defined]
+    return exc
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (sqlite3.SQLITE_BUSY, f"stayed locked by another process for {BUSY_TIMEOUT_MS // 1000} s"),
+        (sqlite3.SQLITE_LOCKED, "stayed locked by another process"),
+        (sqlite3.SQLITE_FULL, "cannot be written (disk full or read-only)"),
+        (sqlite3.SQLITE_READONLY, "cannot be written (disk full or read-only)"),
+        (sqlite3.SQLITE_IOERR | (3 << 8), "cannot be written"),  # an extended code: SQLITE_IOERR_WRITE
+        (sqlite3.SQLITE_CORRUPT, "is damaged; move it aside"),
+    ],
+)
+def test_sqlite_errors_are_translated_by_result_code(tmp_path: Path, code: int, expected: str) -> None:
+    database = Database(tmp_path / "runs.db")
+    with pytest.raises(PetLabError) as info, database.errors():
+        raise sqlite_error(code, "the message text does not matter")
+    assert expected in str(info.value) and str(info.value).count(". ") == 0
+
+
+def test_other_sqlite_errors_are_not_hidden(tmp_path: Path) -> None:
+    database = Database(tmp_path / "runs.db")
+    with pytest.raises(sqlite3.OperationalError), database.errors():
+        raise sqlite_error(sqlite3.SQLITE_ERROR, "database is locked")  # a bug, whatever its text says
+    with pytest.raises(sqlite3.OperationalError), database.errors():
+        raise sqlite3.OperationalError("disk full")  # no result code: not from SQLite itself
+
+
+def test_a_new_file_gets_the_current_schema(tmp_path: Path) -> None:
+    RunStore(tmp_path)
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "epochs"} <= tables
+
+
+def _log_in_child(store: RunStore, run_id: int) -> None:
+    store.log_epoch(run_id, 2, {"loss": 0.5}, 1.0)  # the inherited store opens its own connection
+    store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_store_works_on_both_sides_of_a_fork(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run_id = store.create("head", {})
+    store.log_epoch(run_id, 1, {"loss": 1.0}, 1.0)  # the parent's connection is open before the fork
+    child = mp.get_context("fork").Process(target=_log_in_child, args=(store, run_id))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    store.log_epoch(run_id, 3, {"loss": 0.25}, 1.0)  # the parent's connection still works
+    assert [h["epoch"] for h in store.history(run_id)] == [1, 2, 3]
 
 
 def test_one_store_shared_by_threads(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from core.runs.store import RunStore
 from core.training.datasets import load_split_arrays
 from core.training.feature_cache import (
     FeatureCache,
+    FrozenPart,
     WarmBackbone,
     feature_dataset,
     feature_extractor,
@@ -47,8 +48,9 @@ def test_flipped_features_are_features_of_flipped_images(tmp_path) -> None:
     model = build_model(get_backbone("mobilenetv2"), 3, SIZE, weights=None)
     images = _images()
     cache = FeatureCache(tmp_path)
-    original = cache.get(model, images, "data", "train", "original")
-    flipped = cache.get(model, images, "data", "train", "flipped")
+    part = FrozenPart.of(model)
+    original = cache.get(part, images, "data", "train", "original")
+    flipped = cache.get(part, images, "data", "train", "flipped")
     extractor = feature_extractor(model)
     # Randomly initialised backbones give tiny activations: compare on a common scale.
     scale = np.abs(original).max()
@@ -67,24 +69,25 @@ def test_cache_is_reused_and_invalidated_by_data_weights_and_size(tmp_path) -> N
     model = build_model(get_backbone("mobilenetv3small"), 3, SIZE, weights=None)
     images = _images()
     cache = FeatureCache(tmp_path)
-    first = cache.get(model, images, "data-a", "train")
+    part = FrozenPart.of(model)
+    first = cache.get(part, images, "data-a", "train")
     assert cache.computed == len(images)
     again = FeatureCache(tmp_path)
-    np.testing.assert_array_equal(again.get(model, images, "data-a", "train"), first)
+    np.testing.assert_array_equal(again.get(part, images, "data-a", "train"), first)
     assert again.computed == 0  # no backbone pass
-    again.get(model, images, "data-b", "train")  # other data content
+    again.get(part, images, "data-b", "train")  # other data content
     assert again.computed == len(images)
     keras.utils.set_random_seed(1)
     other_weights = build_model(get_backbone("mobilenetv3small"), 3, SIZE, weights=None)
     assert weights_digest(other_weights) != weights_digest(model)
-    again.get(other_weights, images, "data-a", "train")
+    again.get(FrozenPart.of(other_weights), images, "data-a", "train")
     assert again.computed == 2 * len(images)
     other_backbone = build_model(get_backbone("mobilenetv2"), 3, SIZE, weights=None)
-    again.get(other_backbone, images, "data-a", "train")
+    again.get(FrozenPart.of(other_backbone), images, "data-a", "train")
     assert again.computed == 3 * len(images)
     bigger = build_model(get_backbone("mobilenetv3small"), 3, 40, weights=None)
     bigger.set_weights(model.get_weights())
-    again.get(bigger, np.zeros((2, 40, 40, 3), np.uint8), "data-a", "train")
+    again.get(FrozenPart.of(bigger), np.zeros((2, 40, 40, 3), np.uint8), "data-a", "train")
     assert again.computed == 3 * len(images) + 2
 
 
@@ -100,7 +103,7 @@ def head_run(tmp_path, class_folders):
 def test_head_trained_on_features_equals_the_full_model(head_run) -> None:
     store, data, run_id = head_run
     assert store.get(run_id).status == "done" and store.get(run_id).metrics["feature_cache"] is True
-    model = load_model(store.run_dir(run_id) / "model.keras")
+    model = load_model(store.paths(run_id).model)
     assert [layer.name for layer in model.layers][-4:] == [
         "avg_pool",
         "head_bn",
@@ -109,7 +112,7 @@ def test_head_trained_on_features_equals_the_full_model(head_run) -> None:
     ]
     _, arrays = load_split_arrays(data, store.workspace, SIZE)
     images = np.asarray(arrays["test"][0])
-    features = FeatureCache(store.workspace).get(model, images, "unused", "test")
+    features = FeatureCache(store.workspace).get(FrozenPart.of(model), images, "unused", "test")
     via_head = head_model(model)(features, training=False)
     via_model = model(images.astype("float32"), training=False)
     np.testing.assert_allclose(via_head, via_model, atol=1e-5)
@@ -123,7 +126,7 @@ def test_second_head_run_does_no_backbone_pass(head_run, monkeypatch) -> None:
     original = FeatureCache._compute
 
     def counting(self, *args, **kwargs):
-        calls.append(args[2])
+        calls.append(args[1])
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(FeatureCache, "_compute", counting)

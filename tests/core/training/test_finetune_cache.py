@@ -17,7 +17,8 @@ from core.model.classifier import backbone_of, build_model, compile_model, froze
 from core.runs.requests import queue_finetune_run, queue_head_run
 from core.runs.store import RunStore
 from core.training.feature_cache import FeatureCache, feature_extractor, head_model
-from core.training.worker import cached_boundary, run_queue
+from core.training.finetune import cached_boundary
+from core.training.worker import run_queue
 
 SIZE = 32
 
@@ -79,7 +80,7 @@ def test_fine_tuning_the_top_uses_and_reuses_the_lower_backbone_cache(tmp_path, 
     passes = []
     original = FeatureCache._compute
     monkeypatch.setattr(
-        FeatureCache, "_compute", lambda self, *a, **k: passes.append(a[1]) or original(self, *a, **k)
+        FeatureCache, "_compute", lambda self, *a, **k: passes.append(a[0].at) or original(self, *a, **k)
     )
     top = cfg.FinetuneConfig(epochs=2, unfreeze="20")
     first = queue_finetune_run(store, parent, top)

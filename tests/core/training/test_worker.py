@@ -83,10 +83,10 @@ def test_same_seed_gives_the_same_run(store, data) -> None:
 
 
 def test_cancel_stops_at_the_next_batch_and_keeps_the_model(store, data, monkeypatch) -> None:
-    import core.training.worker as train
+    import core.training.callbacks as callbacks
 
     run_id = queue_head_run(store, data, TINY.__class__(**{**cfg.to_dict(TINY), "epochs": 50}))
-    monkeypatch.setattr(train, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(callbacks, "PROGRESS_INTERVAL_S", 0.0)
     original = store.log_epoch
 
     def cancel_after_first_epoch(run, epoch, metrics, seconds):
@@ -98,7 +98,7 @@ def test_cancel_stops_at_the_next_batch_and_keeps_the_model(store, data, monkeyp
     record = store.get(run_id)
     assert record.status == "cancelled"
     assert len(store.history(run_id)) <= 2  # stopped during epoch 2 at the latest
-    assert (store.run_dir(run_id) / "model.keras").is_file()
+    assert store.paths(run_id).model.is_file()
 
 
 def test_runs_execute_one_at_a_time_in_queue_order(store, data) -> None:
@@ -139,4 +139,4 @@ def test_preparation_progress_reaches_the_registry(store, data, monkeypatch) -> 
     assert any(name.startswith("extracting train features") for name in names)
     last = {stage: (done, total) for stage, done, total in stages}
     assert all(done == total for done, total in last.values())  # every stage's completion was recorded
-    assert store.get(run_id).progress.get("stage") is None  # cleared once training started
+    assert store.get(run_id).live.stage is None  # cleared once training started

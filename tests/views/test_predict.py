@@ -1,0 +1,121 @@
+"""The Predict page (views/predict.py) under AppTest: top-5 per photo, the best run first, Grad-CAM.
+
+No network, no GPU: tiny MobileNetV3Small models with random weights (tests/tiny_models.py).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.runs.layout import RunPaths
+from core.runs.store import RunStore
+from tests.apptest import chart, jpeg_bytes, open_page, png_bytes, start_app, texts
+from tests.conftest import PET_BREEDS
+from tests.tiny_models import CLASS_NAMES
+
+
+def test_predict_gives_top5_for_uploads_and_a_message_for_a_bad_file(trained_copy, monkeypatch):
+    import core.inference.predict
+
+    loads = []
+    real_load = core.inference.predict.load_model
+    monkeypatch.setattr(
+        core.inference.predict, "load_model", lambda path: loads.append(path) or real_load(path)
+    )
+    at = start_app()
+    open_page(at, "predict")
+    assert at.selectbox(key="predict_run").value == 1
+    at.file_uploader(key="predict_upload").set_value(
+        [("cat.png", png_bytes(), "image/png"), ("broken.jpg", b"not an image at all", "image/jpeg")]
+    ).run()
+    assert not at.exception
+    names = chart(at, "prediction_chart_0")["data"][0]["y"]
+    assert len(names) == 5 and set(names) <= set(PET_BREEDS)
+    assert "broken.jpg" in texts(at.error)[0] and len(at.error) == 1
+    assert any(m.value.startswith("Most likely") for m in at.markdown)
+
+    at.toggle(key="use_camera").set_value(True).run()
+    at.camera_input(key="camera_photo").upload("photo.jpg", jpeg_bytes()).run()
+    assert not at.exception
+    chart(at, "prediction_chart_2")  # the camera photo, after the two uploads
+    assert len(loads) == 1  # the model was loaded once and kept
+
+
+def test_predict_defaults_to_the_best_run(trained_copy):
+    store = RunStore(trained_copy)
+    shutil.copytree(RunPaths.of(trained_copy, 1).folder, RunPaths.of(trained_copy, 2).folder)
+    run_id = store.create("head", store.get(1).config, status="done")
+    store.update_metrics(run_id, {"best_val_accuracy": 0.99})
+    assert run_id == 2
+    at = start_app()
+    open_page(at, "predict")
+    assert at.selectbox(key="predict_run").value == 2
+    assert at.selectbox(key="predict_run").options[0].startswith("run 2")
+
+
+@pytest.fixture
+def explainable(workspace) -> Path:
+    """A workspace whose finished run has calibrated BatchNorm at 64 px, so heatmaps depend on the class."""
+    import keras
+
+    from core.catalog.backbones import get_backbone
+    from core.model.classifier import build_model
+    from tests.tiny_models import calibrate_batchnorm, colour_images, save_done_run
+
+    keras.utils.set_random_seed(0)
+    model = build_model(get_backbone("mobilenetv3small"), 3, 64, weights=None)
+    calibrate_batchnorm(model, colour_images(48, 64)[0])
+    store = RunStore(workspace)
+    save_done_run(store, model)
+    store.close()
+    return workspace
+
+
+def split_photo() -> bytes:
+    """Red on the left, blue on the right: the classes' heatmaps differ in where they are hot."""
+    pixels = np.zeros((48, 80, 3), dtype=np.uint8)
+    pixels[:, :40] = (200, 40, 40)
+    pixels[:, 40:] = (40, 40, 200)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def gradcam(at) -> tuple[str, str]:
+    """(caption, url) of the only Grad-CAM overlay on the page."""
+    (image,) = [image.proto.imgs[0] for image in at.image if image.proto.imgs[0].caption.startswith("Grad")]
+    return image.caption, image.url
+
+
+def test_predict_shows_grad_cam_for_the_top_class_and_any_other(explainable):
+    at = start_app()
+    open_page(at, "predict")
+    at.file_uploader(key="predict_upload").set_value(
+        [("split.png", split_photo(), "image/png"), ("broken.jpg", b"not an image", "image/jpeg")]
+    ).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "broken.jpg" in texts(at.error)[0]  # the bad file keeps its message
+    best = next(m.value for m in at.markdown if m.value.startswith("Most likely")).split("**")[1]
+    caption, url = gradcam(at)
+    assert caption == f"Grad-CAM: {best}"
+    select = at.selectbox(key="gradcam_class_0")
+    assert select.value == CLASS_NAMES.index(best)
+
+    seen = {url}
+    others = [i for i in range(3) if i != select.value]
+    for index in others:
+        at.selectbox(key="gradcam_class_0").set_value(index).run()
+        assert not at.exception and len(at.error) == 1
+        caption, url = gradcam(at)
+        assert caption == f"Grad-CAM: {CLASS_NAMES[index]}"
+        seen.add(url)
+    assert len(seen) == 3  # each class paints its own overlay
+
+    at.slider(key="gradcam_alpha").set_value(0.0).run()  # no heatmap: the photo itself
+    assert gradcam(at)[1] not in seen
