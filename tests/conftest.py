@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Detailed assertion messages in the shared checks of the known evaluation answers.
+pytest.register_assert_rewrite("tests.core.inference.known_answers")
+
 # Three Oxford breeds (two cats, one dog) with a distinct colour each, so labels can be checked from pixels.
 REPO = Path(__file__).resolve().parents[1]  # the checkout: app.py, core/, views/
 

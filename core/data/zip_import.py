@@ -7,11 +7,11 @@ is never seen). The zip is untrusted, so before anything is written it is
 refused, with one sentence, if a member's path leads out of its folder
 (absolute, `..`), is a symbolic link or is encrypted, or if the headers promise a
 zip bomb (too many members, too many bytes in all, a member too large or far
-more compressed than photos ever are); while unpacking, the bytes actually read
-are counted too, since headers can lie. Files that do not decode as images
-(core.data.images.decode_image) are skipped and counted; system junk (`__MACOSX`,
-dot files, Thumbs.db) is ignored. At least two classes with `min_per_class`
-images each are needed.
+more compressed than photos ever are); while unpacking, each member must yield
+exactly as many bytes as its header declared, since headers can lie. Files that
+do not decode as images (core.data.images.decode_image) are skipped and counted;
+system junk (`__MACOSX`, dot files, Thumbs.db) is ignored. At least two classes
+with `min_per_class` images each are needed.
 """
 
 from __future__ import annotations
@@ -210,7 +210,12 @@ def _common_top(members: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]) -> int:
 
 
 def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
-    """A member's bytes, refused as a bomb as soon as more come out than its header declared."""
+    """A member's bytes, exactly as many as its header declared.
+
+    More is refused as a bomb as soon as it comes out (zipfile itself stops at the declared
+    size today; this does not rely on it); fewer means the header lies, which zipfile lets
+    through whenever the CRC-32 matches the shorter data.
+    """
     limit = min(info.file_size, MAX_MEMBER_BYTES, budget)
     chunks, size = [], 0
     with archive.open(info) as member:
@@ -219,6 +224,11 @@ def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes
             if size > limit:
                 raise _bomb(info.filename)
             chunks.append(chunk)
+    if size != info.file_size:
+        raise BadInputError(
+            f"{info.filename} in the zip holds {size} bytes where its header says {info.file_size}, "
+            "so the zip is damaged; zip the class folders again and retry."
+        )
     return b"".join(chunks)
 
 

@@ -4,6 +4,13 @@ Each name of a spec maps to a Keras preprocessing layer. The training pipeline a
 the result to training batches after the decoded-image cache, so augmented images are
 never cached and validation/test images are never augmented. The dashboard's preview
 grid uses the same layers.
+
+In training, the flip is not a layer: which images of an epoch are mirrored is drawn with
+the epoch's order from (seed, epoch) (core.training.datasets), so a resumed run mirrors
+what an uninterrupted one would, and the image path mirrors exactly the images whose
+mirrored view the feature cache serves. `mirror` is that flip, as RandomFlip does it.
+Drawing the flip before the other layers changes nothing in distribution: every other
+augmentation is symmetric (a rotation by a and by -a are equally likely) or acts per pixel.
 """
 
 from __future__ import annotations
@@ -11,8 +18,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from core.catalog.augmentations import parse_spec
+from core.catalog.augmentations import format_spec, parse_spec
 from core.data.images import resize_image
+
+# The image axes each RandomFlip mode reverses (images are [batch, height, width, channels]).
+FLIP_AXES = {"horizontal": (2,), "vertical": (1,), "horizontal_and_vertical": (1, 2)}
 
 
 def build_augmentation(spec: str | None, seed: int | None = None) -> keras.Sequential | None:
@@ -35,6 +45,18 @@ def build_augmentation(spec: str | None, seed: int | None = None) -> keras.Seque
         elif name == "brightness":
             layers.append(keras.layers.RandomBrightness(value, value_range=(0, 255), seed=seed))
     return keras.Sequential(layers, name="augmentation")
+
+
+def split_flip(spec: str | None) -> tuple[str | None, str]:
+    """(the spec's flip mode or None, the spec without its flip): how training applies a spec."""
+    parsed = parse_spec(spec)
+    mode = parsed.pop("flip", None)
+    return (None if mode is None else str(mode)), format_spec(parsed)
+
+
+def mirror(images: np.ndarray, mode: str = "horizontal") -> np.ndarray:
+    """`images` [N, H, W, 3] mirrored as RandomFlip(mode) mirrors an image it flips."""
+    return np.flip(images, axis=FLIP_AXES[mode])
 
 
 def preview_augmentations(

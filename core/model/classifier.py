@@ -3,10 +3,11 @@
 `build_model` gives the reference architecture: raw 0-255 RGB in, the scaling the
 backbone expects, the frozen backbone, then GlobalAveragePooling -> BatchNorm ->
 Dropout -> Dense softmax. `unfreeze_model` opens the top layers *of the backbone*
-for fine-tuning while every BatchNormalization layer stays frozen, so its moving
-statistics never change (in Keras 3 a BatchNormalization layer with
+for fine-tuning while every BatchNormalization layer of the backbone stays frozen, so
+its moving statistics never change (in Keras 3 a BatchNormalization layer with
 trainable=False runs in inference mode inside fit(), which `training=False` on the
-backbone call alone does not guarantee).
+backbone call alone does not guarantee); the head's BatchNormalization keeps learning.
+Frozen Dropout layers need more than trainable=False: see core.model.frozen.
 """
 
 from __future__ import annotations
@@ -67,10 +68,10 @@ def backbone_of(model: keras.Model) -> keras.Model:
 
 def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer in the model, nested ones included."""
-    return [layer for layer in _nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in nested_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def _nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
+def nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
     """Every layer of `model` and of the models nested in it, once each."""
     found: dict[int, keras.layers.Layer] = {}
     pending = list(model.layers)
@@ -84,9 +85,10 @@ def _nested_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def unfreeze_model(model: keras.Model, unfreeze: str | int = "all") -> int:
-    """Make the top `unfreeze` backbone layers (or all) trainable; BatchNorm stays frozen.
+    """Make the top `unfreeze` backbone layers (or all) trainable; the backbone's BatchNorm stays frozen.
 
-    Returns the number of backbone layers that became trainable.
+    The head (head_bn included) trains as in head training. Returns the number of backbone
+    layers with weights that became trainable.
     """
     base = backbone_of(model)
     base.trainable = True
@@ -97,7 +99,7 @@ def unfreeze_model(model: keras.Model, unfreeze: str | int = "all") -> int:
     for index, layer in enumerate(layers):
         layer.trainable = index >= cutoff and not isinstance(layer, keras.layers.BatchNormalization)
         opened += int(layer.trainable and bool(layer.weights))
-    for layer in batchnorm_layers(model):
+    for layer in batchnorm_layers(base):
         layer.trainable = False
     return opened
 
@@ -105,15 +107,14 @@ def unfreeze_model(model: keras.Model, unfreeze: str | int = "all") -> int:
 def frozen_boundary(model: keras.Model) -> int | None:
     """Where the frozen lower backbone of a model prepared by `unfreeze_model` ends.
 
-    The index in `backbone.operations` of the highest operation below every trainable layer
-    whose output is the only tensor the operations above it read: the place where the lower
-    part's output can be computed once and cached. None when no layer with weights is frozen
+    The index in `backbone.operations` of the highest operation below every layer that trains
+    (trainable weights, or an unfrozen Dropout that drops in training) whose output is the only
+    tensor the operations above it read: the place where the lower part's output can be
+    computed once, in inference mode, and cached. None when no layer with weights is frozen
     below the trainable ones (every layer trains, say).
     """
     operations = backbone_of(model).operations
-    trainable = [
-        i for i, op in enumerate(operations) if isinstance(op, keras.layers.Layer) and op.trainable_weights
-    ]
+    trainable = [i for i, op in enumerate(operations) if _trains(op)]
     if not trainable:
         return None
     # A functional model hands each operation's output tensors, as objects, to the operations reading them.
@@ -132,6 +133,14 @@ def frozen_boundary(model: keras.Model) -> int | None:
     if boundary is None or not any(op.weights for op in operations[: boundary + 1]):
         return None  # nothing worth caching below: only input, padding or scaling
     return boundary
+
+
+def _trains(operation: keras.Operation) -> bool:
+    """Whether an operation acts differently in fit(): it has trainable weights, or is an unfrozen Dropout."""
+    if not isinstance(operation, keras.layers.Layer):
+        return False
+    drops = isinstance(operation, keras.layers.Dropout) and operation.rate > 0 and operation.trainable
+    return bool(operation.trainable_weights) or drops
 
 
 def _inputs_of(operation: keras.Operation) -> list:

@@ -1,5 +1,10 @@
 """The Keras callbacks of every fit: registry reports, the per-epoch backup, resumable early stopping.
 
+A cancel stops a fit after the batch during which it was requested; that epoch, cut short,
+counts nowhere (registry, history.csv, early stopping), so the run keeps the best weights
+of its finished epochs. `EpochSeeds` restarts every trainable Dropout's random stream from
+(seed, epoch) at each epoch's start, so a resumed epoch drops what the uninterrupted one did.
+
 A fit backs itself up at the end of each epoch (core.runs.requests.RunBackup): `EpochBackup`
 writes the weights (with the optimizer's state) and the epoch number, `ResumableEarlyStopping`
 its best val_loss so far, that epoch's weights and the patience used. A resumed fit loads the
@@ -22,6 +27,7 @@ import keras
 import numpy as np
 
 from core.errors import BadInputError
+from core.model.frozen import reseed_dropout
 from core.runs.requests import RunBackup
 from core.runs.store import RunStore
 from core.training.device import distribution_strategy
@@ -45,8 +51,37 @@ def save_atomically(target: Path, save: Callable[[Path], None]) -> None:
         partial.unlink(missing_ok=True)
 
 
+def cut_short(model: keras.Model) -> bool:
+    """At an epoch's end, whether a cancel stopped it before its last batch.
+
+    Only valid in a callback that runs before early stopping at the epoch's end: early
+    stopping sets `stop_training` there too, after a finished epoch. (A model fit() never
+    ran has no `stop_training` yet.)
+    """
+    return bool(getattr(model, "stop_training", False))
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """At each epoch's start, every trainable Dropout's random stream restarts from (seed, epoch)."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        reseed_dropout(self.model, self.seed, epoch)
+
+
+class EpochLog(keras.callbacks.CSVLogger):
+    """history.csv: one row per finished epoch (an epoch a cancel cut short is left out)."""
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if not cut_short(self.model):
+            super().on_epoch_end(epoch, logs)
+
+
 class RegistryReporter(keras.callbacks.Callback):
-    """Writes epochs and in-epoch progress to the registry; stops at the next batch on cancel."""
+    """Writes epochs and in-epoch progress to the registry; a cancel stops the fit after the current batch."""
 
     def __init__(self, store: RunStore, run_id: int, say: Printer, epochs: int, steps: int) -> None:
         super().__init__()
@@ -64,6 +99,9 @@ class RegistryReporter(keras.callbacks.Callback):
         )
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if self.store.cancel_requested(self.run_id):  # every batch: a registry read costs microseconds
+            self.cancelled = True
+            self.model.stop_training = True
         now = time.monotonic()
         if now - self._last_report < PROGRESS_INTERVAL_S:
             return
@@ -71,11 +109,10 @@ class RegistryReporter(keras.callbacks.Callback):
         self.store.set_progress(
             self.run_id, epoch=self._epoch, epochs=self.epochs, step=batch + 1, steps=self.steps
         )
-        if self.store.cancel_requested(self.run_id):
-            self.cancelled = True
-            self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if self.cancelled:
+            return  # cut short: not a finished epoch
         seconds = time.monotonic() - self._epoch_start
         metrics = {k: float(v) for k, v in (logs or {}).items()}
         self.store.log_epoch(self.run_id, epoch + 1, metrics, seconds)
@@ -135,6 +172,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
                 self.best_weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if cut_short(self.model):
+            return  # neither its val_loss nor its weights are those of a finished epoch
         super().on_epoch_end(epoch, logs)
         if self.best is None:
             return

@@ -25,7 +25,6 @@ import os
 from collections.abc import Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from core.errors import BadInputError
@@ -123,18 +122,13 @@ def distribution_strategy(devices: Sequence[str] | None = None) -> tf.distribute
 # Under MirroredStrategy, Keras 3 fails in fit/evaluate when the first batch does not split evenly over
 # the replicas (AddN shape error, keras-team/keras#19246), and a replica that gets no example trains
 # BatchNormalization into NaN (tensorflow/tensorflow#41657). Batches whose size is a multiple of the
-# replica count, from splits whose size is too, avoid both.
+# replica count avoid both: every batch is, and each epoch leaves out `count % replicas` images, a
+# different few each training epoch (core.training.datasets.Sampling).
 
 
 def replica_batch_size(batch_size: int, replicas: int) -> int:
     """`batch_size` rounded up to a multiple of `replicas`: the global batch, split equally among them."""
     return -(-batch_size // replicas) * replicas
-
-
-def even_rows(arrays: Sequence[np.ndarray], replicas: int) -> list[np.ndarray]:
-    """Equally long `arrays` without their last `len % replicas` rows (all of them with one replica)."""
-    keep = len(arrays[0]) - len(arrays[0]) % replicas
-    return [array[:keep] for array in arrays]
 
 
 def cluster_size() -> int:

@@ -2,18 +2,20 @@
 
 With a frozen backbone, head training only ever needs the pooled backbone
 output of each image. `FeatureCache` computes it once per image and view and
-stores it in the workspace, keyed by dataset content, split, backbone weights
-and image size, so a second head run on the same data starts training at once.
+stores it in the workspace, keyed by dataset content and the decoded-image
+cache's format, split, backbone weights, compute dtype and image size, so a second
+head run on the same data starts training at once.
 
 For the reference augmentation (a random horizontal flip) each training image
-gets two views, the image and its mirror image, and every epoch picks one at
-random per image: the same distribution the reference pipeline trains on.
+gets two views, the image and its mirror image, and every epoch picks one per
+image with the coin the image path tosses (core.training.datasets.Sampling): the
+same batches the image path trains on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,19 +24,22 @@ import numpy as np
 import tensorflow as tf
 
 from core.catalog.backbones import Backbone
+from core.data import cache as image_cache
+from core.model.augmentation import mirror
 from core.model.backbones import build_backbone, resolve_weights
 from core.model.classifier import HEAD_LAYERS, backbone_of, build_model, compiled_forward
 from core.progress import ProgressCallback, no_progress
+from core.training.datasets import Sampling
 from core.workspace import atomic_path
 
-FEATURE_FORMAT = 2
+FEATURE_FORMAT = 3
 VIEWS = ("original", "flipped")
 BATCH_SIZE = 64  # images per backbone pass while extracting
 
 
 def flip_views(images: np.ndarray) -> np.ndarray:
     """Mirror images left to right (what RandomFlip('horizontal') does when it flips)."""
-    return images[:, :, ::-1, :]
+    return mirror(images, "horizontal")
 
 
 def weights_digest(model: keras.Model) -> str:
@@ -61,6 +66,11 @@ class FrozenPart:
     def of(cls, model: keras.Model, at: int | None = None) -> FrozenPart:
         """The part of `model` below `at`, its weights digested now."""
         return cls(model, weights_digest(model), at)
+
+    @property
+    def compute_dtype(self) -> str:
+        """The backbone's dtype policy (float32, mixed_float16 on a GPU): what computes its outputs."""
+        return backbone_of(self.model).dtype_policy.name
 
 
 class WarmBackbone:
@@ -144,10 +154,12 @@ def head_model(model: keras.Model, at: int | None = None) -> keras.Model:
 
 
 class FeatureCache:
-    """Backbone outputs per (data, split, view, weights, size, place) in <workspace>/cache/features/.
+    """Backbone outputs per (data, split, view, weights, dtype, size, place) in <workspace>/cache/features/.
 
     The place is the pooled backbone output (head training) or the output of a backbone
-    operation below which fine-tuning keeps everything frozen. Arrays come back memory-mapped.
+    operation below which fine-tuning keeps everything frozen. The data is named by its
+    content and by the decoded-image cache's format (core.data.cache.CACHE_FORMAT): features
+    of images decoded another way are not reused. Arrays come back memory-mapped.
     """
 
     def __init__(self, workspace: Path) -> None:
@@ -155,9 +167,11 @@ class FeatureCache:
         self.computed = 0  # images passed through the backbone by this instance (for tests and benchmarks)
         self._extractor: tuple | None = None  # (model, at, compiled extractor, output shape)
 
-    def key(self, data_fingerprint: str, split: str, view: str, digest: str, size: int, at=None) -> str:
-        place = "pooled" if at is None else f"operation {at}"
-        text = f"{FEATURE_FORMAT}|{data_fingerprint}|{split}|{view}|{digest}|{size}|{place}"
+    def key(self, part: FrozenPart, data_fingerprint: str, split: str, view: str, size: int) -> str:
+        """The file name (without .npy) of `part`'s outputs for one split and view of the data."""
+        place = "pooled" if part.at is None else f"operation {part.at}"
+        data = f"{data_fingerprint}|images {image_cache.CACHE_FORMAT}|{split}|{view}|{size}"
+        text = f"{FEATURE_FORMAT}|{data}|{part.digest}|{part.compute_dtype}|{place}"
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def get(
@@ -170,7 +184,7 @@ class FeatureCache:
         progress: ProgressCallback = no_progress,
     ) -> np.ndarray:
         """float32 [N, ...] outputs of `part` for `images` (flipped first for view 'flipped'), once."""
-        key = self.key(data_fingerprint, split, view, part.digest, images.shape[1], part.at)
+        key = self.key(part, data_fingerprint, split, view, images.shape[1])
         path = self.root / f"{key}.npy"
         if not path.is_file():
             what = "features" if part.at is None else "lower-backbone outputs"
@@ -212,38 +226,27 @@ class FeatureCache:
 
 
 def feature_dataset(
-    views: list[np.ndarray],
-    labels: np.ndarray,
-    num_classes: int,
-    batch_size: int,
-    *,
-    training: bool,
-    seed: int,
+    views: list[np.ndarray], labels: np.ndarray, num_classes: int, sampling: Sampling
 ) -> tuple[tf.data.Dataset, int]:
     """An endless dataset of (features, one-hot labels) batches and its number of batches per epoch.
 
-    Training: each epoch is a new shuffle of all images, each in one of its views picked at
-    random. Otherwise every epoch is the same pass over view 0. The dataset repeats, so fit()
-    keeps one iterator for the whole run (with `steps_per_epoch`) instead of building one per
-    epoch, which costs more than an epoch of head training on pooled features. The views may be
-    memory-mapped: only the rows of the current batch are read.
+    `views`: the outputs for the images as they are, and (to train with the flip) for their
+    mirror images; each training batch takes every image in the view `sampling` drew for it
+    (the mirrored one when its coin says flip, as the image path mirrors it). The dataset
+    repeats, so fit() keeps one iterator for the whole run (with `steps_per_epoch`) instead of
+    building one per epoch, which costs more than an epoch of head training on pooled features.
+    The views may be memory-mapped: only the rows of the current batch are read.
     """
-    count = len(labels)
     labels = np.asarray(labels, np.int64)
+    sampling = dataclasses.replace(sampling, flip=len(views) > 1)
 
     def batches():
-        rng = np.random.default_rng(seed)
-        while True:
-            order = rng.permutation(count) if training else np.arange(count)
-            view = rng.integers(0, len(views), count) if training else np.zeros(count, np.int64)
-            for start in range(0, count, batch_size):
-                index = order[start : start + batch_size]
-                x = np.empty((len(index), *views[0].shape[1:]), np.float32)
-                for v, rows in enumerate(views):
-                    picked = view[start : start + batch_size] == v
-                    if picked.any():
-                        x[picked] = rows[index[picked]]
-                yield x, labels[index]
+        for rows, mirrored in sampling.batches(len(labels)):
+            x = np.empty((len(rows), *views[0].shape[1:]), np.float32)
+            x[~mirrored] = views[0][rows[~mirrored]]
+            if mirrored.any():
+                x[mirrored] = views[1][rows[mirrored]]
+            yield x, labels[rows]
 
     dataset = tf.data.Dataset.from_generator(
         batches,
@@ -253,4 +256,4 @@ def feature_dataset(
         ),
     )
     dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
-    return dataset.prefetch(tf.data.AUTOTUNE), math.ceil(count / batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE), sampling.steps(len(labels))

@@ -1,6 +1,8 @@
 """Fine-tuning: open the top of a finished head run's backbone and train it with the head.
 
-BatchNormalization stays frozen (core.model.classifier.unfreeze_model). Where it pays, the
+The backbone's BatchNormalization stays frozen, the head's keeps learning
+(core.model.classifier.unfreeze_model), and every frozen layer runs in inference mode
+(core.model.frozen, applied by core.training.fit). Where it pays, the
 frozen lower backbone runs once per image and view and the part above it trains on those
 cached outputs (`cached_boundary`); otherwise the whole model is fitted on images.
 """
@@ -14,7 +16,7 @@ import keras
 from core import config as cfg
 from core.errors import BadInputError, PetLabError
 from core.inference.evaluate import evaluate_model
-from core.model.classifier import backbone_of, compile_model, frozen_boundary, load_model, unfreeze_model
+from core.model.classifier import backbone_of, frozen_boundary, load_model, unfreeze_model
 from core.runs.layout import RunPaths
 from core.training.artifacts import save_artifacts, write_evaluation
 from core.training.datasets import load_split_arrays
@@ -70,7 +72,6 @@ def finetune(run: TrainingRun) -> tuple[str, dict]:
     with distribution_strategy().scope():
         model = _parent_model(record.parent, parent)
         opened = unfreeze_model(model, tuning.unfreeze)
-        compile_model(model, tuning.lr)
     run.say(f"run {run.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")
     plan = finetune_plan(train, tuning)
     at = cached_boundary(model, tuning, train.augment)

@@ -1,15 +1,18 @@
 """What both recipes share: the run being trained, how to fit, and the fit itself.
 
-`fit` trains a compiled model with the reference callbacks (early stopping on val_loss
-that restores the best epoch's weights, a CSV log, TensorBoard, registry reports, the
-per-epoch backup) and continues after the last backed-up epoch when the run has a backup.
-The model is fed either images (`image_datasets`) or the cached outputs of its frozen part
-(`fit_on_cached`): one view per training image, or two (it and its mirror image) with the
-flip augmentation, picked at random each epoch.
+`fit` trains a model with the reference callbacks (early stopping on val_loss that
+restores the best epoch's weights, a CSV log, TensorBoard, registry reports, the per-epoch
+backup) and continues after the last backed-up epoch when the run has a backup. It trains
+`core.model.frozen.training_copy(model)`: every frozen layer in inference mode, whatever
+`training` flag Keras passes down, and the head's BatchNormalization synchronized over the
+replicas. The model is fed either images (`image_datasets`) or the cached outputs of its
+frozen part (`fit_on_cached`), drawn the same way (core.training.datasets.Sampling): each
+epoch's order and flips, and every trainable Dropout's masks, depend on (seed, epoch) alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -19,8 +22,8 @@ import tensorflow as tf
 
 from core.catalog.augmentations import is_flip_only, parse_spec
 from core.data import DataSource
-from core.model.augmentation import build_augmentation
 from core.model.classifier import compile_model
+from core.model.frozen import training_copy
 from core.progress import ProgressCallback
 from core.runs.layout import RunPaths
 from core.runs.records import RunRecord
@@ -28,13 +31,15 @@ from core.runs.requests import RunBackup
 from core.runs.store import RunStore
 from core.training.callbacks import (
     EpochBackup,
+    EpochLog,
+    EpochSeeds,
     Printer,
     RegistryReporter,
     ResumableEarlyStopping,
     restore_backup,
 )
-from core.training.datasets import make_dataset
-from core.training.device import distribution_strategy, even_rows, replica_batch_size
+from core.training.datasets import Sampling, image_dataset
+from core.training.device import distribution_strategy, replica_batch_size
 from core.training.feature_cache import FeatureCache, FrozenPart, feature_dataset, head_model
 
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images, labels)
@@ -73,14 +78,28 @@ class FitPlan:
     epochs: int
     patience: int  # 0: no early stopping (the best epoch's weights are still restored)
 
+    def sampling(self, first_epoch: int = 0, training: bool = True) -> Sampling:
+        """How the fit's training (or validation) batches are drawn under the current strategy."""
+        replicas = distribution_strategy().num_replicas_in_sync  # every batch splits evenly over them
+        return Sampling(
+            batch_size=replica_batch_size(self.batch_size, replicas),
+            seed=self.seed if training else None,
+            replicas=replicas,
+            first_epoch=first_epoch,
+        )
+
 
 @dataclass(frozen=True)
 class FitData:
-    """The datasets of one fit; `steps`: (training, validation) batches per epoch if they repeat endlessly."""
+    """The endless datasets of one fit and their batches per epoch: (training, validation)."""
 
     train: tf.data.Dataset
     validation: tf.data.Dataset
-    steps: tuple[int, int] | None = None
+    steps: tuple[int, int]
+
+
+# The datasets of a fit that starts at a given (0-based) epoch: 0, or the epochs its backup holds.
+Datasets = Callable[[int], FitData]
 
 
 @dataclass(frozen=True)
@@ -104,22 +123,52 @@ def cacheable(augment: str) -> bool:
     return is_flip_only(augment) or not parse_spec(augment)
 
 
-def fit(run: TrainingRun, model: keras.Model, data: FitData, plan: FitPlan) -> tuple[str, dict]:
+def fit(run: TrainingRun, model: keras.Model, datasets: Datasets, plan: FitPlan) -> tuple[str, dict]:
     """Fit with the reference callbacks; returns (status, metrics). Best weights are restored.
 
     A run with a backup (see core.runs.requests.resume_run) continues after its last
-    backed-up epoch, with the weights and optimizer state it had then.
+    backed-up epoch, with the weights and optimizer state it had then, on the batches and
+    Dropout masks the uninterrupted run would have drawn from there on.
     """
-    paths, backup = run.paths, run.backup
-    paths.create()
-    train_steps, val_steps = data.steps or (int(data.train.cardinality().numpy()), None)
-    reporter = RegistryReporter(run.store, run.id, run.say, plan.epochs, train_steps)
-    resumed = restore_backup(model, backup)
+    run.paths.create()
+    strategy = distribution_strategy()
+    with strategy.scope():
+        trainer = training_copy(model, strategy.num_replicas_in_sync)
+        compile_model(trainer, plan.lr)
+    resumed = restore_backup(trainer, run.backup)
     if resumed:
         run.say(f"run {run.id}: resuming after epoch {resumed}")
-    # Order matters at each epoch's end: early-stopping state, then the registry, then the
-    # backup, so a kill between two of them at worst repeats an epoch, never skips one.
-    callbacks = [
+    data = datasets(resumed)
+    train_steps, val_steps = data.steps
+    reporter = RegistryReporter(run.store, run.id, run.say, plan.epochs, train_steps)
+    trainer.fit(
+        data.train,
+        validation_data=data.validation if val_steps else None,
+        epochs=plan.epochs,
+        initial_epoch=resumed,
+        steps_per_epoch=train_steps,
+        validation_steps=val_steps or None,
+        callbacks=_callbacks(run, plan, reporter),
+        shuffle=False,  # the datasets draw their own order; Keras would only warn that it ignores this
+        verbose=0,
+    )
+    if trainer is not model:
+        model.set_weights(trainer.get_weights())
+    status = "cancelled" if reporter.cancelled else "done"
+    return status, history_metrics(run.store.history(run.id))  # also the epochs before a resume
+
+
+def _callbacks(run: TrainingRun, plan: FitPlan, reporter: RegistryReporter) -> list[keras.callbacks.Callback]:
+    """The reference callbacks, in the order their work at each epoch's end must happen.
+
+    First the log and early stopping, which see whether a cancel cut the epoch short; then the
+    registry, then the backup, so a kill between two of them at worst repeats an epoch, never
+    skips one.
+    """
+    paths, backup = run.paths, run.backup
+    return [
+        EpochSeeds(plan.seed),
+        EpochLog(str(paths.history_csv), append=True),
         # patience 0 turns early stopping off but still restores the best epoch's weights.
         ResumableEarlyStopping(
             backup,
@@ -128,25 +177,11 @@ def fit(run: TrainingRun, model: keras.Model, data: FitData, plan: FitPlan) -> t
             restore_best_weights=True,
             verbose=0,
         ),
-        keras.callbacks.CSVLogger(str(paths.history_csv), append=True),
         # `tensorboard --logdir <workspace>/runs` shows every run.
         keras.callbacks.TensorBoard(log_dir=str(paths.tensorboard), write_graph=False),
         reporter,
         EpochBackup(backup),
     ]
-    model.fit(
-        data.train,
-        validation_data=data.validation,
-        epochs=plan.epochs,
-        initial_epoch=resumed,
-        steps_per_epoch=train_steps if data.steps else None,
-        validation_steps=val_steps,
-        callbacks=callbacks,
-        shuffle=False,  # the datasets shuffle themselves; Keras would only warn that it ignores this
-        verbose=0,
-    )
-    status = "cancelled" if reporter.cancelled else "done"
-    return status, history_metrics(run.store.history(run.id))  # also the epochs before a resume
 
 
 def history_metrics(history: list[dict]) -> dict:
@@ -161,23 +196,20 @@ def history_metrics(history: list[dict]) -> dict:
     return metrics
 
 
-def image_datasets(data: RunData, plan: FitPlan) -> FitData:
+def image_datasets(data: RunData, plan: FitPlan) -> Datasets:
     """Training (shuffled, augmented) and validation datasets of images."""
-    replicas = distribution_strategy().num_replicas_in_sync  # every batch splits evenly over them
-    batch_size = replica_batch_size(plan.batch_size, replicas)
-    train_images, train_labels = even_rows(data.arrays["train"], replicas)
-    val_images, val_labels = even_rows(data.arrays["validation"], replicas)
     classes = len(data.class_names)
-    train = make_dataset(
-        train_images,
-        train_labels,
-        classes,
-        batch_size,
-        training=True,
-        augmentation=build_augmentation(plan.augment, seed=plan.seed),
-        seed=plan.seed,
-    )
-    return FitData(train, make_dataset(val_images, val_labels, classes, batch_size))
+
+    def datasets(first_epoch: int) -> FitData:
+        train, train_steps = image_dataset(
+            *data.arrays["train"], classes, plan.sampling(first_epoch), plan.augment
+        )
+        validation, val_steps = image_dataset(
+            *data.arrays["validation"], classes, plan.sampling(training=False)
+        )
+        return FitData(train, validation, (train_steps, val_steps))
+
+    return datasets
 
 
 def fit_on_cached(
@@ -186,7 +218,7 @@ def fit_on_cached(
     """Fit the part of the model above `part` on cached outputs of `part`.
 
     Returns (status, metrics, the part fitted). One view per training image, or two (it and
-    its mirror image) with the flip augmentation, picked at random each epoch.
+    its mirror image) with the flip augmentation, one of them drawn for each image and epoch.
     """
 
     def outputs(split: str, view: str = "original") -> np.ndarray:
@@ -197,20 +229,17 @@ def fit_on_cached(
     val_outputs = outputs("validation")
     where = "pooled backbone features" if part.at is None else "outputs of the frozen lower backbone"
     run.say(f"run {run.id}: training on cached {where}, {len(views)} view{'s' if len(views) > 1 else ''}")
-    strategy = distribution_strategy()
-    with strategy.scope():
+    with distribution_strategy().scope():
         top = head_model(part.model, part.at)
-        compile_model(top, plan.lr)
     classes = len(data.class_names)
-    replicas = strategy.num_replicas_in_sync  # every batch splits evenly over them
-    batch_size = replica_batch_size(plan.batch_size, replicas)
-    *views, train_labels = even_rows([*views, data.arrays["train"][1]], replicas)
-    val_outputs, val_labels = even_rows([val_outputs, data.arrays["validation"][1]], replicas)
-    train, train_steps = feature_dataset(
-        views, train_labels, classes, batch_size, training=True, seed=plan.seed
-    )
-    validation, val_steps = feature_dataset(
-        [val_outputs], val_labels, classes, batch_size, training=False, seed=0
-    )
-    status, metrics = fit(run, top, FitData(train, validation, (train_steps, val_steps)), plan)
+    train_labels, val_labels = data.arrays["train"][1], data.arrays["validation"][1]
+
+    def datasets(first_epoch: int) -> FitData:
+        train, train_steps = feature_dataset(views, train_labels, classes, plan.sampling(first_epoch))
+        validation, val_steps = feature_dataset(
+            [val_outputs], val_labels, classes, plan.sampling(training=False)
+        )
+        return FitData(train, validation, (train_steps, val_steps))
+
+    status, metrics = fit(run, top, datasets, plan)
     return status, metrics, top

@@ -14,7 +14,6 @@ import numpy as np
 from core import config as cfg
 from core.catalog.backbones import get_backbone
 from core.inference.evaluate import classification_report, evaluate_model
-from core.model.classifier import compile_model
 from core.training.artifacts import save_artifacts, write_evaluation
 from core.training.datasets import load_split_arrays
 from core.training.device import distribution_strategy
@@ -56,7 +55,6 @@ def train_head(run: TrainingRun) -> tuple[str, dict]:
             train.dropout,
             train.seed,
         )
-        compile_model(model, train.lr)
     classes = len(data.class_names)
     run.say(f"run {run.id}: head training {train.backbone} on {data_config.source}, {classes} classes")
     plan = head_plan(train)

@@ -10,9 +10,9 @@ Every fit backs itself up at the end of each epoch (core.training.callbacks). If
 process dies (kill -9, a crash, a full disk), `resume_run` puts the failed run back in the
 queue and the next fit continues at the epoch after the last backed-up one; the registry
 keeps the epochs already logged and adds the new ones. Because the best weights are on
-disk too, a resumed run ends with the best epoch's weights over the whole run, exactly as
-an uninterrupted one would. The backup is deleted once a run ends normally (done or
-cancelled).
+disk too, and every epoch's batches and Dropout masks depend on (seed, epoch) alone, a
+resumed run ends with the weights an uninterrupted one would. The backup is deleted once a
+run ends normally (done or cancelled).
 """
 
 from __future__ import annotations

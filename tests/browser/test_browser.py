@@ -4,7 +4,8 @@ One session goes through every page as a person would: it points the sidebar at 
 generated folder of class folders (Dataset), previews augmentations, sets a tiny
 recipe in the sidebar and starts head training (Training), waits until the live
 chart shows every epoch, then uploads a photo and reads the predicted classes
-(Predict). A screenshot of each page is saved under test-output/browser/.
+(Predict). A screenshot of each page is saved under test-output/browser/. Any console
+error or uncaught exception in the page fails the test, as a Python exception does.
 
 The browser is Debian's Chromium (`/usr/bin/chromium`): Playwright's own browser
 download cannot work here. In CI (CI=true) a missing Chromium fails the test;
@@ -203,7 +204,8 @@ def browser(chromium: Path, dashboard: Dashboard) -> Iterator[Browser]:
 
         def console(message):
             if message.type == "error":
-                tab.problems.append(f"console error: {message.text}")
+                where = message.location.get("url", "")
+                tab.problems.append(f"console error: {message.text} (at {where})")
 
         context.route("**/*", local_only)
         tab.page.set_default_timeout(STEP * 1000)
@@ -294,6 +296,12 @@ def no_exception(page) -> None:
     assert errors.count() == 0, errors.all_inner_texts()
 
 
+def no_browser_errors(browser: Browser) -> None:
+    """Fail on any console error or uncaught page exception so far (a broken front end may still
+    draw what the steps look for)."""
+    assert not browser.problems, "the browser reported errors:\n" + "\n".join(browser.problems)
+
+
 IMAGES_LOADED_JS = """() => {
     const images = [...document.querySelectorAll('[data-testid="stImage"] img')];
     return images.length > 0 && images.every(image => image.complete && image.naturalWidth > 0);
@@ -346,6 +354,7 @@ def test_every_page_in_a_real_browser(
         expect(widget(page, "full_image").get_by_role("combobox")).to_be_visible()
         images_loaded(page)
         no_exception(page)
+        no_browser_errors(browser)
         screenshot(page, "dataset")
         lap("dataset")
 
@@ -360,6 +369,7 @@ def test_every_page_in_a_real_browser(
         expect(page.get_by_text(re.compile(r"^original: (cat|dog|rabbit) · "))).to_be_visible()
         images_loaded(page)
         no_exception(page)
+        no_browser_errors(browser)
         screenshot(page, "augmentation")
         lap("augmentation")
 
@@ -409,6 +419,7 @@ def test_every_page_in_a_real_browser(
         expect(page.get_by_role("heading", name="All runs").first).to_be_visible()
         expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()  # the runs table
         no_exception(page)
+        no_browser_errors(browser)
         screenshot(page, "training")
 
         # Predict: upload a photo and read the classes the finished run ranks.
@@ -429,6 +440,7 @@ def test_every_page_in_a_real_browser(
         assert abs(sum(ranked["x"]) - 100) < 1, ranked  # probabilities in %, over all three classes
         images_loaded(page)
         no_exception(page)
+        no_browser_errors(browser)
         screenshot(page, "predict")
         lap("predict")
     except Exception as exc:
@@ -441,3 +453,4 @@ def test_every_page_in_a_real_browser(
         print("epochs on the live chart, as they came:", shown)
 
     assert not browser.blocked, f"the dashboard tried to reach other hosts: {browser.blocked}"
+    no_browser_errors(browser)  # also what came after the last page's check

@@ -17,6 +17,8 @@ from core.errors import OfflineError
 from core.runs.layout import RunPaths
 from core.runs.store import RunStore
 from tests.conftest import REPO, write_oxford_images
+from tests.core.inference import known_answers as known
+from tests.core.inference.known_answers import assert_matches_the_hand_answers
 
 ROOT = REPO
 TINY = ["--weights", "none", "--backbone", "mobilenetv3small", "--image-size", "32"]
@@ -60,8 +62,12 @@ def test_data_prints_classes_and_split_sizes(tmp_path) -> None:
     out = petlab("data", "--source", "oxford-files", "--path", str(images), workspace=tmp_path / "ws").stdout
     lines = dict(line.split(": ") for line in out.strip().splitlines())
     assert lines["classes"] == "3"
-    sizes = {split: int(lines[split]) for split in ("train", "validation", "test")}
-    assert sum(sizes.values()) == 30 and min(sizes.values()) > 0
+    # By hand, per breed of 10 images: test 20% = 2, validation round(10% of 8) = 1, train 7.
+    assert {split: int(lines[split]) for split in ("train", "validation", "test")} == {
+        "train": 21,
+        "validation": 3,
+        "test": 6,
+    }
 
 
 def test_train_prints_a_line_per_epoch_and_ends_with_run_id(trained) -> None:
@@ -124,6 +130,26 @@ def test_predict_prints_top_k_sorted_probabilities(trained) -> None:
     probabilities = [float(p) for _, p in rows]
     assert probabilities == sorted(probabilities, reverse=True)
     assert sum(probabilities) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_evaluate_reports_the_hand_computed_numbers(tmp_path) -> None:
+    """Catches `evaluate` printing, storing or registering other numbers than the textbook ones.
+
+    The run's model outputs known probabilities (tests/core/inference/known_answers.py), so its
+    accuracy, top-5, loss, confusion matrix and per-class scores are known without PetLab's code.
+    """
+    workspace = tmp_path / "workspace"
+    run_id = known.write_known_run(workspace, tmp_path / "known")
+    out = petlab("evaluate", "--run", str(run_id), workspace=workspace).stdout
+    printed = dict(line.rsplit(": ", 1) for line in out.strip().splitlines() if line.startswith("test "))
+    assert printed == {
+        "test loss": f"{known.LOSS:.4f}",
+        "test accuracy": "0.6000",
+        "test top-5 accuracy": "0.9000",
+    }
+    assert_matches_the_hand_answers(json.loads(RunPaths.of(workspace, run_id).evaluation.read_text()))
+    metrics = RunStore(workspace).get(run_id).metrics
+    assert (metrics["test_accuracy"], metrics["test_top5_accuracy"], metrics["test_count"]) == (0.6, 0.9, 10)
 
 
 @pytest.mark.parametrize(

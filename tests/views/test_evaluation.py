@@ -18,6 +18,7 @@ from core.runs.layout import RunPaths
 from core.runs.store import RunStore
 from core.tables.evaluation import confused_pairs, confusion_frame, misclassified, mistakes_by_class
 from tests.apptest import chart, open_page, start_app, texts
+from tests.core.inference import known_answers as known
 
 
 def report_of(workspace: Path, run_id: int = 1) -> dict:
@@ -140,6 +141,35 @@ def test_a_run_without_evaluation_offers_to_evaluate_it(trained_copy):
     assert texts(at.metric)[0] == f"{100 * report['accuracy']:.1f}%"
     assert RunStore(trained_copy).get(1).metrics["test_accuracy"] == pytest.approx(report["accuracy"])
     chart(at, "confusion_chart")
+
+
+def test_the_page_shows_the_hand_computed_numbers(workspace, tmp_path):
+    """Catches the page transposing the matrix, mixing up the per-breed columns or rows, or
+    rounding a metric wrongly: a run whose model outputs known probabilities is evaluated from
+    the page, and what it shows is compared with numbers worked out by hand
+    (tests/core/inference/known_answers.py)."""
+    known.write_known_run(workspace, tmp_path / "known")
+    at = evaluation_page()
+    at.button(key="evaluate_run").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert texts(at.metric)[:4] == ["60.0%", "90.0%", f"{known.LOSS:.3f}", "10"]
+    assert f"{known.LOSS:.3f}" == "1.548"
+
+    heatmap = chart(at, "confusion_chart")["data"][0]
+    assert heatmap["y"] == known.NAMES and heatmap["x"] == known.NAMES  # rows: the true breeds
+    assert matrix(at).tolist() == known.CONFUSION
+
+    table = at.dataframe[0].value.set_index("breed")
+    for breed, (precision, recall, f1, support) in known.PER_CLASS.items():
+        shown = table.loc[breed]
+        assert (shown["precision"], shown["recall"], shown["f1"]) == pytest.approx((precision, recall, f1))
+        assert shown["support"] == support
+
+    bars = chart(at, "confused_pairs_chart")["data"][0]
+    assert list(array(bars["y"])) == known.CONFUSED_PAIRS
+
+    at.toggle(key="cm_normalize").set_value(True).run()
+    assert matrix(at)[1].tolist() == [0.0, 0.5, 0.0, 0.5, 0.0, 0.0]  # Bengal: 1 right, 1 as beagle
 
 
 def test_two_runs_side_by_side(trained_copy):

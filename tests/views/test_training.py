@@ -12,6 +12,7 @@ import sqlite3
 import time
 
 from core.runs import worker_process as jobs
+from core.runs.liveness import process_alive
 from core.runs.store import RunStore
 from tests.apptest import TINY, chart, open_page, sidebar_widget, start_app, texts
 
@@ -103,8 +104,28 @@ def test_training_page_offers_to_restart_a_stalled_queue(workspace, spawned):
     assert spawned == [workspace.resolve()]
 
 
+def stop_workers(workspace, *started: int | None) -> None:
+    """Kill the workers a test started that still run: the dashboard's current one and `started`."""
+    for pid in {jobs.running_worker(workspace), *started} - {None}:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    """Poll `condition` until it holds; the timeout only bounds the wait (a generous one)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
 def test_a_real_worker_trains_runs_started_from_the_page_and_stays_warm(workspace, pets, monkeypatch):
-    monkeypatch.setattr(jobs, "WORKER_LINGER_S", 20.0)
+    """Catches each run starting a fresh process (TensorFlow loaded again) instead of the warm one.
+
+    The worker lingers far longer than the test takes, so a slow rerun cannot let it go
+    (its going after lingering: the next test).
+    """
+    monkeypatch.setattr(jobs, "WORKER_LINGER_S", 3600.0)
     at = start_app(data_source="folder", data_path=str(pets), epochs=1, batch_size=16, **TINY)
     open_page(at, "training")
     at.button(key="start_head").click().run()
@@ -112,9 +133,7 @@ def test_a_real_worker_trains_runs_started_from_the_page_and_stays_warm(workspac
     store = RunStore(workspace)
     worker = jobs.running_worker(workspace)
     try:
-        deadline = time.monotonic() + 300
-        while store.get(1).status in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(1)
+        wait_until(lambda: store.get(1).status not in ("queued", "running"), 300, "run 1")
         record = store.get(1)
         assert record.status == "done", f"{record.error}\n{jobs.log_tail(workspace)}"
         assert record.pid == worker != os.getpid()  # it trained in another process
@@ -124,14 +143,21 @@ def test_a_real_worker_trains_runs_started_from_the_page_and_stays_warm(workspac
         # The next run goes to the same, still warm worker instead of a new process.
         at.button(key="start_head").click().run()
         assert jobs.running_worker(workspace) == worker
-        deadline = time.monotonic() + 120
-        while store.get(2).status in ("queued", "running") and time.monotonic() < deadline:
-            time.sleep(0.5)
+        wait_until(lambda: store.get(2).status not in ("queued", "running"), 300, "run 2")
         assert store.get(2).status == "done" and store.get(2).pid == worker
-        deadline = time.monotonic() + 60
-        while jobs.worker_alive(workspace) and time.monotonic() < deadline:  # it exits after lingering
-            time.sleep(0.5)
-        assert not jobs.worker_alive(workspace)
     finally:
-        if worker and jobs.worker_alive(workspace):
-            os.kill(worker, signal.SIGKILL)
+        stop_workers(workspace, worker)
+
+
+def test_a_worker_with_nothing_to_do_exits_after_lingering(workspace, monkeypatch):
+    """Catches a dashboard worker that never exits once the queue stays empty."""
+    monkeypatch.setattr(jobs, "WORKER_LINGER_S", 0.5)
+    store = RunStore(workspace)  # an empty registry (without one, a worker exits at once anyway)
+    store.list()
+    assert store.db_path.is_file()
+    worker = jobs.start_worker(workspace)
+    try:
+        wait_until(lambda: not jobs.worker_alive(workspace), 120, "the worker to exit")
+        assert "Traceback" not in jobs.log_tail(workspace)
+    finally:
+        stop_workers(workspace, worker)

@@ -1,19 +1,17 @@
-"""Security: the dashboard's data roots, path redaction, safe model loading, and the server defaults.
+"""Security: the dashboard's data roots, path redaction, and the server defaults.
 
 A typed path must stay inside the data roots (`..` and symlinks resolved first);
-messages shown in the browser carry no absolute server path; models load only in
-Keras safe mode and nothing unpickles; the default server listens on localhost.
+messages shown in the browser carry no absolute server path; the default server
+listens on localhost. Safe model loading: tests/core/data/test_safe_loading.py.
 """
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.data import open_source
@@ -213,94 +211,6 @@ def test_the_dashboard_opens_a_folder_inside_its_roots_and_hides_server_paths(
     (shown,) = texts(at.main.error)
     assert shown.startswith(f"{class_folders.parent.name}/pets/missing does not exist;")
     assert str(class_folders.parent) not in shown
-
-
-# -- models and pickles ----------------------------------------------------------------------
-
-UNSAFE_IMPORTS = {"pickle", "cPickle", "_pickle", "dill", "joblib", "shelve", "marshal", "cloudpickle"}
-
-
-def product_sources() -> list[Path]:
-    files = [ROOT / "app.py", *sorted((ROOT / "core").rglob("*.py")), *sorted((ROOT / "ui").rglob("*.py"))]
-    return files + sorted((ROOT / "views").rglob("*.py"))
-
-
-def keyword(call: ast.Call, name: str):
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value.value if isinstance(kw.value, ast.Constant) else "<not a constant>"
-    return "<missing>"
-
-
-def unsafe_calls(source: str, name: str) -> list[str]:
-    """Every place in one source file that could run code from, or unpickle, data PetLab did not write."""
-    found = []
-    for node in ast.walk(ast.parse(source, name)):
-        where = f"{name}:{getattr(node, 'lineno', '?')}"
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-            found += [f"{where} imports {n}" for n in names if n.split(".")[0] in UNSAFE_IMPORTS]
-        if isinstance(node, ast.Name | ast.Attribute):
-            name = node.id if isinstance(node, ast.Name) else node.attr
-            if name in ("enable_unsafe_deserialization", "read_pickle"):
-                found.append(f"{where} uses {name}")
-        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
-            continue
-        owner, attr = ast.unparse(node.func.value), node.func.attr
-        if attr == "load_model" and keyword(node, "safe_mode") is not True:
-            found.append(f"{where} {owner}.load_model without safe_mode=True")
-        if (
-            attr == "load"
-            and owner in ("np", "numpy")
-            and keyword(node, "allow_pickle") not in (False, "<missing>")
-        ):
-            found.append(f"{where} np.load with allow_pickle={keyword(node, 'allow_pickle')}")
-        if attr in ("load", "loads") and owner in ("torch", "yaml", "pickle"):
-            found.append(f"{where} {owner}.{attr}")
-        if keyword(node, "safe_mode") is False:
-            found.append(f"{where} safe_mode=False")
-    return found
-
-
-def test_nothing_in_the_product_unpickles_or_loads_models_unsafely():
-    import inspect
-
-    # A missing allow_pickle is safe only because numpy's default is False.
-    assert inspect.signature(np.load).parameters["allow_pickle"].default is False
-    assert len(product_sources()) > 20
-    problems = [
-        problem
-        for path in product_sources()
-        for problem in unsafe_calls(path.read_text(), str(path.relative_to(ROOT)))
-    ]
-    assert problems == []
-
-
-def test_the_source_scan_catches_unsafe_calls():
-    code = (
-        "import pickle\nimport numpy as np\nimport keras\n"
-        "keras.saving.load_model('m.keras')\nkeras.models.load_model('m', safe_mode=False)\n"
-        "np.load('x.npy', allow_pickle=True)\nkeras.config.enable_unsafe_deserialization()\n"
-        "np.load('y.npy', allow_pickle=False)\nkeras.saving.load_model('m.keras', safe_mode=True)\n"
-    )
-    problems = unsafe_calls(code, "probe.py")
-    assert len(problems) == 6, problems
-
-
-def test_a_model_with_a_lambda_layer_is_refused_with_one_sentence(tmp_path):
-    import keras
-
-    from core.model.classifier import load_model
-
-    inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
-    path = tmp_path / "sneaky.keras"
-    model.save(path)
-    with pytest.raises(BadInputError) as info:
-        load_model(path)
-    message = str(info.value)
-    assert message.startswith("sneaky.keras holds Python code (such as a Lambda layer)")
-    assert str(tmp_path) not in message and "\n" not in message
 
 
 # -- server defaults -------------------------------------------------------------------------

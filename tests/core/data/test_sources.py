@@ -6,7 +6,8 @@ import io
 import os
 import socket
 import tarfile
-import time
+import threading
+import types
 from pathlib import Path
 from unittest import mock
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 import core.data.base
+import core.data.net
 import core.data.tfds_source
 from core.config import SPLITS, DataConfig
 from core.data import OXFORD_BREEDS, ImageCache, open_source, species, stratified_split
@@ -71,16 +73,20 @@ def test_species_of_breeds():
 
 
 def test_stratified_split_partitions_per_class_and_is_deterministic():
+    """Catches split sizes that drift from the rule (sizes written by hand, not recomputed)."""
     labels = np.repeat([0, 1, 2], [50, 30, 20])
     parts = stratified_split(labels, validation_fraction=0.1, test_fraction=0.2, seed=42)
     together = np.concatenate([parts[s] for s in SPLITS])
     assert sorted(together.tolist()) == list(range(100))
-    for label, n in ((0, 50), (1, 30), (2, 20)):
-        counts = {s: int((labels[parts[s]] == label).sum()) for s in SPLITS}
-        n_test = round(n * 0.2)
-        assert counts["test"] == n_test
-        assert counts["validation"] == round((n - n_test) * 0.1)
-        assert counts["train"] == n - n_test - counts["validation"]
+    # Worked out by hand: test = round(20% of n), validation = round(10% of the rest).
+    # 30 images: test 6, validation round(2.4) = 2; 20 images: test 4, validation round(1.6) = 2.
+    expected = {  # (train, validation, test) per class
+        0: (36, 4, 10),
+        1: (22, 2, 6),
+        2: (14, 2, 4),
+    }
+    for label, sizes in expected.items():
+        assert tuple(int((labels[parts[s]] == label).sum()) for s in SPLITS) == sizes
     again = stratified_split(labels, 0.1, 0.2, seed=42)
     other = stratified_split(labels, 0.1, 0.2, seed=7)
     assert all(np.array_equal(parts[s], again[s]) for s in SPLITS)
@@ -153,7 +159,10 @@ def test_folder_source_classes_splits_and_images(class_folders, tmp_path):
     assert_partition(source, expected_total=12 + 10 + 8)
     described = source.describe()
     assert described["sizes"] == {s: source.split_size(s) for s in SPLITS}
-    assert described["label_counts"]["test"] == [round(12 * 0.2), round(10 * 0.2), round(8 * 0.2)]
+    # By hand, per class (12, 10, 8 images): test round(2.4) = 2, round(2.0) = 2, round(1.6) = 2;
+    # validation 10% of the rest: round(1.0) = 1, round(0.8) = 1, round(0.6) = 1; train the others.
+    assert described["label_counts"] == {"train": [9, 7, 5], "validation": [1, 1, 1], "test": [2, 2, 2]}
+    assert described["sizes"] == {"train": 21, "validation": 3, "test": 6}
     image, label = source.load("train", 0)
     assert image.dtype == np.uint8 and image.shape == (18, 24, 3)
     assert source.item_name("train", 0).startswith(source.class_names[label])
@@ -206,9 +215,8 @@ def test_oxford_annotations_give_the_official_split(oxford_dataset, tmp_path):
     by_images = open_source("oxford-files", str(oxford_dataset / "images"), workspace=tmp_path)
     assert by_root.fingerprint() == by_images.fingerprint()  # the sibling annotations/ is found
     assert by_root.class_names == OXFORD_BREEDS
-    trainval = 3 * 7
+    # 21 trainval images: train[:90%] is 18.9, rounded to 19 as tfds does; the test list has 9.
     assert {s: by_root.split_size(s) for s in SPLITS} == {"train": 19, "validation": 2, "test": 9}
-    assert by_root.split_size("train") == round(0.9 * trainval)
     listed = {
         line.split()[0] + ".jpg"
         for line in (oxford_dataset / "annotations/trainval.txt").read_text().split("\n")
@@ -333,12 +341,21 @@ def test_oxford_files_split_exactly_like_tfds(tfds_workspace, monkeypatch):
 
 
 def test_tfds_offline_fails_fast_with_alternatives(tmp_path, monkeypatch):
+    """Catches an offline machine waiting on tfds's download retries instead of answering at once:
+    after the one quick probe says no network, nothing may try to download (no clock involved)."""
+    import tensorflow_datasets as tfds
+
+    probed: list[str] = []
     monkeypatch.delenv("TFDS_DATA_DIR", raising=False)
-    monkeypatch.setattr("core.data.tfds_source.check_reachable", lambda url, timeout=5.0: False)
-    started = time.monotonic()
-    with pytest.raises(OfflineError, match="--source oxford-files") as caught:
+    monkeypatch.setattr(
+        "core.data.tfds_source.check_reachable", lambda url, timeout=5.0: probed.append(url) or False
+    )
+    with (
+        mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare") as download,
+        pytest.raises(OfflineError, match="--source oxford-files") as caught,
+    ):
         open_source("tfds", workspace=tmp_path)
-    assert time.monotonic() - started < 15
+    assert probed == [core.data.tfds_source.download_url()] and download.call_count == 0
     assert "\n" not in str(caught.value)
     with pytest.raises(NotFoundError, match="not prepared"):
         open_source("tfds", workspace=tmp_path, download=False)
@@ -484,20 +501,52 @@ def test_tfds_mock_data_download_path(tfds_metadata, tmp_path, monkeypatch):
     assert images.shape == (MOCK_EXAMPLES, 8, 8, 3) and np.array_equal(labels, source.labels("test"))
 
 
-def test_check_reachable_answers_quickly():
+def recorded_waits(monkeypatch) -> list[bool]:
+    """What each wait of core.data.net's probe returns from now on: True when the attempt ended, False
+    when the timeout ran out (only core.data.net sees this Event; other threads keep the real one)."""
+    waits: list[bool] = []
+
+    class RecordedEvent(threading.Event):
+        def wait(self, timeout=None) -> bool:
+            waits.append(super().wait(timeout))
+            return waits[-1]
+
+    own_threading = types.SimpleNamespace(Event=RecordedEvent, Thread=threading.Thread)
+    monkeypatch.setattr(core.data.net, "threading", own_threading)
+    return waits
+
+
+def test_check_reachable_takes_a_refusal_as_the_answer(monkeypatch):
+    """Catches the probe sitting out its timeout when the connection was refused at once: its wait
+    must end because the attempt finished, not because the time ran out (no clock involved)."""
+    waits = recorded_waits(monkeypatch)
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        assert check_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/x", timeout=2)
+        assert check_reachable(f"http://127.0.0.1:{server.getsockname()[1]}/x", timeout=30)
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-    started = time.monotonic()
-    assert not check_reachable(f"https://127.0.0.1:{port}/", timeout=3)
-    assert time.monotonic() - started < 1  # a refusal is an answer: no waiting for the timeout
-    started = time.monotonic()
-    assert not check_reachable("https://petlab.invalid/", timeout=1)
-    assert time.monotonic() - started < 2
+    assert not check_reachable(f"https://127.0.0.1:{port}/", timeout=30)
+    assert waits == [True, True]
+
+
+def test_check_reachable_gives_up_on_a_connection_that_hangs(monkeypatch):
+    """Catches the probe waiting for a name lookup or connection that never ends (socket timeouts
+    do not cover name resolution): it answers False while the attempt is still hanging."""
+    release, ended = threading.Event(), threading.Event()
+
+    def hang(address, timeout=None):
+        release.wait(60)  # set below, once check_reachable has answered
+        ended.set()
+        raise OSError("released")
+
+    monkeypatch.setattr(core.data.net, "socket", types.SimpleNamespace(create_connection=hang))
+    try:
+        assert not check_reachable("https://petlab.invalid/", timeout=0.5)
+        assert not ended.is_set()  # it did not wait for the attempt
+    finally:
+        release.set()
 
 
 # --- image cache -------------------------------------------------------------------------------------

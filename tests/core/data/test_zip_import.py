@@ -11,6 +11,8 @@ import io
 import stat
 import struct
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,15 @@ def test_a_member_compressed_far_more_than_photos_is_refused(workspace, no_membe
     refused(workspace, bomb, "possible zip bomb")
 
 
+def test_the_limits_are_the_documented_ones():
+    """Catches a limit loosened (or tightened) in core/data/zip_import.py: the tests below that
+    patch a limit only show that it is applied, not what it is."""
+    assert zi.MAX_TOTAL_BYTES == 2 * 1024**3  # 2 GB unpacked in all
+    assert zi.MAX_MEMBERS == 50_000
+    assert zi.MAX_MEMBER_BYTES == 64 * 1024**2  # one file
+    assert (zi.MAX_RATIO, zi.RATIO_CHECK_BYTES) == (100, 1024**2)  # 100:1 for a member of 1 MB or more
+
+
 def test_too_many_bytes_or_members_in_all_are_refused(workspace, monkeypatch, no_member_read):
     data = make_zip(class_files(GOOD))
     monkeypatch.setattr(zi, "MAX_TOTAL_BYTES", 5_000)
@@ -200,6 +211,95 @@ def test_too_many_bytes_or_members_in_all_are_refused(workspace, monkeypatch, no
     monkeypatch.setattr(zi, "MAX_TOTAL_BYTES", 2 * 1024**3)
     monkeypatch.setattr(zi, "MAX_MEMBERS", 10)
     refused(workspace, data, "holds 18 entries, more than the 10")
+
+
+# -- zips whose headers lie, written byte by byte ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    """A stored (uncompressed) zip member: its bytes, and what its headers claim about them."""
+
+    name: str
+    data: bytes = b""
+    declared_size: int | None = None  # the uncompressed size in the headers; None: the truth
+    crc: int | None = None  # the CRC-32 in the headers; None: the data's
+    compressed_size: int | None = None  # the stored size in the headers; None: the truth
+
+    def header_fields(self) -> tuple[int, int, int]:
+        """(CRC-32, compressed size, uncompressed size) as the headers give them."""
+        crc = zlib.crc32(self.data) if self.crc is None else self.crc
+        stored = len(self.data) if self.compressed_size is None else self.compressed_size
+        return crc, stored, len(self.data) if self.declared_size is None else self.declared_size
+
+
+def hand_built_zip(members: list[Member]) -> bytes:
+    """A zip written with struct, so its headers can say anything (zipfile writes only the truth)."""
+    out = io.BytesIO()
+    central = []
+    for member in members:
+        name, offset, fields = member.name.encode(), out.tell(), member.header_fields()
+        # Local header: signature, version, flags, method 0 (stored), time, date, CRC, sizes, name length.
+        out.write(struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, *fields, len(name), 0))
+        out.write(name + member.data)
+        # Central directory entry: as above, plus comment, disk, attributes and the local header's offset.
+        entry = struct.pack(
+            "<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, *fields, len(name), 0, 0, 0, 0, 0, offset
+        )
+        central.append(entry + name)
+    start, directory = out.tell(), b"".join(central)
+    out.write(directory)
+    count = len(members)
+    out.write(struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, len(directory), start, 0))
+    return out.getvalue()
+
+
+def good_members() -> list[Member]:
+    return [Member(name, data) for name, data in class_files(GOOD).items()]
+
+
+def test_a_hand_built_zip_imports(workspace):
+    """The control for the lying zips below: with honest headers, hand_built_zip makes a good zip."""
+    assert import_zip(hand_built_zip(good_members()), workspace, "pets.zip").class_counts == GOOD
+
+
+def test_a_header_declaring_more_than_the_data_is_refused_by_petlab(workspace):
+    """Catches PetLab trusting a header that lies: zipfile reads the member without complaint
+    (its CRC-32 matches), so only PetLab's count of the bytes read can refuse it."""
+    photo = jpeg(COLORS["cat"])
+    lying = Member("cat/short.jpg", photo, declared_size=len(photo) + 1_000)
+    data = hand_built_zip([*good_members(), lying])
+    assert zipfile.ZipFile(io.BytesIO(data)).read("cat/short.jpg") == photo  # zipfile: no error
+    message = refused(workspace, data, "the zip is damaged")
+    size, declared = len(photo), len(photo) + 1_000
+    assert message.startswith(f"cat/short.jpg in the zip holds {size} bytes where its header says {declared}")
+
+
+def test_a_header_declaring_less_than_the_data_yields_only_the_declared_bytes(workspace):
+    """Catches more bytes coming out of a member than its header declared (what the size limits
+    rest on). zipfile stops there itself, with the CRC-32 of what it returns matching, so this
+    holds even without PetLab's own check, which
+    test_reading_stops_as_soon_as_a_member_yields_more_than_declared exercises on its own."""
+    photo = jpeg(COLORS["cat"])
+    padded = Member(
+        "cat/padded.jpg", photo + bytes(5 * 1024**2), declared_size=len(photo), crc=zlib.crc32(photo)
+    )
+    report = import_zip(hand_built_zip([*good_members(), padded]), workspace, "pets.zip")
+    assert report.class_counts == {**GOOD, "cat": GOOD["cat"] + 1}
+    assert (report.path / "cat" / "padded.jpg").read_bytes() == photo
+
+
+def test_the_real_limits_refuse_from_the_headers(workspace, no_member_read):
+    """Catches the real limits (not patched ones) failing to apply: the headers alone declare
+    50,001 members, a member 1 byte over 64 MB, and 33 members of 64 MB (2 GB and 64 MB in all)."""
+    too_many = [Member(f"cat/{n}.jpg") for n in range(50_001)]
+    refused(workspace, hand_built_zip(too_many), "holds 50001 entries, more than the 50000")
+    too_large = [*good_members(), Member("cat/huge.jpg", declared_size=64 * 1024**2 + 1)]
+    refused(workspace, hand_built_zip(too_large), "more than the 64 MB allowed")
+    # Sizes declared only, each member "stored" at its full size so that no ratio check fires first.
+    largest = 64 * 1024**2
+    full = [Member(f"cat/{n}.jpg", declared_size=largest, compressed_size=largest) for n in range(33)]
+    refused(workspace, hand_built_zip(full), "would unpack to more than 2 GB")
 
 
 def lie_about_sizes(data: bytes, name: str, size: int) -> bytes:
@@ -216,6 +316,8 @@ def lie_about_sizes(data: bytes, name: str, size: int) -> bytes:
 
 
 def test_headers_that_lie_about_the_size_are_caught_while_extracting(workspace):
+    """A header declaring less than a deflated member holds, with the CRC-32 of all of it: zipfile
+    stops at the declared size and its CRC check refuses the member (the zip library's check)."""
     honest = make_zip(class_files(GOOD) | {"cat/bomb.jpg": bytes(50 * 1024**2)})
     lying = lie_about_sizes(honest, "cat/bomb.jpg", 1_000)
     assert zipfile.ZipFile(io.BytesIO(lying)).getinfo("cat/bomb.jpg").file_size == 1_000

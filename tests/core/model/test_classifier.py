@@ -1,4 +1,4 @@
-"""The model: input ranges per backbone, fine-tuning semantics, frozen BatchNorm, save/load."""
+"""The model: input ranges per backbone, fine-tuning semantics, frozen backbone BatchNorm, save/load."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from core.model.classifier import (
     load_model,
     unfreeze_model,
 )
+from tests.tiny_models import calibrate_batchnorm
 
 SIZE = 32
 
@@ -90,7 +91,8 @@ def test_unfreeze_top_n_counts_backbone_layers_not_model_layers() -> None:
     top = base.layers[-20:]
     assert all(layer.trainable for layer in top if not isinstance(layer, keras.layers.BatchNormalization))
     assert not any(layer.trainable for layer in base.layers[:-20])
-    assert all(not layer.trainable for layer in batchnorm_layers(model))
+    assert all(not layer.trainable for layer in batchnorm_layers(base))
+    assert model.get_layer("head_bn").trainable  # the head's BatchNorm keeps learning
     assert model.get_layer("predictions").trainable
     assert any(layer.trainable and layer.weights for layer in top)
 
@@ -109,31 +111,45 @@ def _moving_stats(model: keras.Model) -> list[np.ndarray]:
     ]
 
 
+def _values(layer: keras.layers.Layer) -> list[np.ndarray]:
+    return [np.array(w) for w in layer.weights]
+
+
+def _images() -> np.ndarray:
+    return np.random.default_rng(1).uniform(0, 255, size=(16, SIZE, SIZE, 3)).astype("float32")
+
+
 def _fit_a_little(model: keras.Model, lr: float = 1e-3) -> None:
-    rng = np.random.default_rng(1)
     classes = model.output_shape[-1]
-    x = rng.uniform(0, 255, size=(16, SIZE, SIZE, 3)).astype("float32")
-    y = keras.utils.to_categorical(rng.integers(0, classes, 16), classes)
+    x = _images()
+    y = keras.utils.to_categorical(np.random.default_rng(2).integers(0, classes, 16), classes)
     compile_model(model, lr)
     model.fit(x, y, batch_size=8, epochs=2, verbose=0)
 
 
-def test_batchnorm_statistics_unchanged_by_finetuning() -> None:
+def test_finetuning_keeps_backbone_batchnorm_and_trains_the_heads() -> None:
+    """Catches fine-tuning that freezes the head's BatchNorm too (the reference recipe trains it)."""
     keras.utils.set_random_seed(0)
     model = build_model(get_backbone("mobilenetv2"), 3, SIZE, weights=None)
+    calibrate_batchnorm(model, _images())  # features of a useful size, as with ImageNet weights
     _fit_a_little(model)  # head training (backbone frozen)
-    before = _moving_stats(model)
+    base, head_bn = backbone_of(model), model.get_layer("head_bn")
+    before, head_before = _moving_stats(base), _values(head_bn)
     unfreeze_model(model, "all")
-    kernels = [w for w in backbone_of(model).trainable_weights if "kernel" in w.path]
+    kernels = [w for w in base.trainable_weights if "kernel" in w.path]
     kernels_before = [np.array(w) for w in kernels]
     assert kernels  # something really is being fine-tuned
     _fit_a_little(model, lr=1e-2)
-    after = _moving_stats(model)
-    assert len(before) == 2 * len(batchnorm_layers(model)) > 0
+    after = _moving_stats(base)
+    assert len(before) == 2 * len(batchnorm_layers(base)) > 0
     for b, a in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
-    # ...while the unfrozen convolution weights did move.
+    # ...while the unfrozen convolution weights did move, and so did every weight of the head's
+    # BatchNorm: gamma and beta (trained) and its moving statistics.
     assert any(not np.array_equal(np.array(w), b) for w, b in zip(kernels, kernels_before, strict=True))
+    assert [w.path.rsplit("/", 1)[-1] for w in head_bn.weights][:2] == ["gamma", "beta"]
+    for weight, b in zip(head_bn.weights, head_before, strict=True):
+        assert not np.allclose(np.array(weight), b), weight.path
 
 
 def test_naive_unfreezing_would_change_statistics() -> None:

@@ -4,7 +4,7 @@ One test per case of the issue; the product either does the right thing or says
 clearly what went wrong, never shows a traceback, never loses a finished model and
 never leaves a run shown as running forever:
 
-- kill -9 mid-epoch: failed within 10 s, earlier runs intact, resumable from the
+- kill -9 mid-epoch: failed as soon as the process is gone, earlier runs intact, resumable from the
   last finished epoch (head on cached features through the CLI; head on images and
   fine-tuning in-process; the backup and early stopping's state itself:
   tests/core/training/test_callbacks.py);
@@ -113,34 +113,33 @@ def photo(pets: Path) -> Path:
 
 
 def test_kill_9_fails_fast_keeps_earlier_runs_and_resumes(workspace, pets):
+    """Catches a killed run shown as running (or lost) and a resume that restarts from epoch 1."""
     store = RunStore(workspace)
-    epochs = 12
+    # An epoch on cached features takes about 0.1 s: 60 of them leave seconds between the first
+    # backup and the end of the run, for the kill to land in (the resume trains the rest).
+    epochs = 60
     args = ["--epochs", str(epochs), "--batch-size", "4", "--patience", "0"]
     proc = petlab("train", "--source", "folder", "--path", str(pets), *TINY_ARGS, *args, workspace=workspace)
     try:
         wait_for(lambda: resumable_epoch(store, 2) >= 1 or proc.poll() is not None, what="epoch 1")
-        assert proc.poll() is None, proc.communicate()
         os.kill(proc.pid, signal.SIGKILL)
-        killed = time.monotonic()
-        proc.communicate()
+        _, err = proc.communicate()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill:\n{err}"
     backed_up = resumable_epoch(store, 2)
     assert 1 <= backed_up < epochs
 
-    # Within 10 s the registry says failed, in one sentence.
-    wait_for(lambda: store.get(2).status == "failed", timeout=10, what="the run to show as failed")
-    assert time.monotonic() - killed < 10
+    # Once the process is gone, the very next read of the registry says failed, in one sentence.
     record = store.get(2)
     assert record.error == STALE_ERROR and record.error.count(". ") == 0 and "resume" in record.error
     assert store.active() is None and integrity_ok(workspace)
 
     # The earlier run and its model are intact.
     assert store.get(1).status == "done" and not store.get(1).broken
-    top = Predictor.for_run(store, 1).predict_image(photo(pets), top_k=3).top
-    assert len(top) == 3 and abs(sum(p for _, p in top) - 1) < 0.5
+    assert_predicts(store, 1, pets)
 
     # The dashboard (a fresh session) shows the failure and offers to resume, without a traceback.
     at = start_app()
@@ -161,7 +160,7 @@ def test_kill_9_fails_fast_keeps_earlier_runs_and_resumes(workspace, pets):
     record = store.get(2)
     assert record.status == "done" and record.error is None and record.metrics["epochs_run"] == epochs
     assert not store.paths(2).backup.exists()  # removed once the run ended normally
-    assert Predictor.for_run(store, 2).predict_image(photo(pets)).top
+    assert_predicts(store, 2, pets)
 
 
 def crash_at_epoch(store: RunStore, monkeypatch, epoch: int) -> None:
@@ -311,7 +310,7 @@ def test_deleted_or_damaged_runs_are_listed_as_broken(workspace, pets, capsys):
     at.run()
     assert not at.exception and "cannot be read" in texts(at.error)[0]
     # The good run still predicts.
-    assert Predictor.for_run(store, 1).predict_image(photo(pets)).top
+    assert_predicts(store, 1, pets)
 
 
 # -- disk full, unwritable workspace ------------------------------------------------------------
@@ -377,9 +376,8 @@ def test_the_worker_outlives_the_server_and_a_new_session_reattaches(workspace):
         timeout=120,
         check=True,
     )
-    worker = int(server.stdout.strip())
+    worker = int(server.stdout.strip())  # the "server" has exited; what follows is the worker's doing
     try:
-        assert process_alive(worker)
         wait_for(
             lambda: store.get(run_id).live.epoch or store.get(run_id).status == "done",
             what="the worker to train",
@@ -427,3 +425,16 @@ def test_two_sessions_see_the_same_runs_and_only_one_runs(workspace, pets, spawn
         assert "Also queued: run 3" in texts(at.caption)
         assert at.dataframe[0].value["status"].tolist() == ["queued", "running", "done"]
     assert spawned == [workspace.resolve()] * 2
+
+
+def assert_predicts(store: RunStore, run_id: int, pets: Path) -> None:
+    """The run's model loads and gives a probability for every class, summing to 1, best first.
+
+    Catches: a damaged or half-written model that still returns some list of names.
+    """
+    class_names = json.loads(store.paths(run_id).class_names.read_text())
+    top = Predictor.for_run(store, run_id).predict_image(photo(pets), top_k=len(class_names)).top
+    names, probabilities = [name for name, _ in top], [p for _, p in top]
+    assert sorted(names) == sorted(class_names)
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert abs(sum(probabilities) - 1) < 1e-4

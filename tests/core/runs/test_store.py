@@ -50,11 +50,12 @@ def test_round_trip(tmp_path: Path) -> None:
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[1] == {"epoch": 2, "seconds": 3.0, "loss": 0.4, "val_accuracy": 0.75}
 
+    before = time.time()
     store.set_progress(run_id, epoch=3, epochs=3, step=10, steps=20)
     store.set_progress(run_id, step=11)
     progress = store.get(run_id).progress
     assert progress["step"] == 11 and progress["steps"] == 20 and progress["epoch"] == 3
-    assert progress["updated"] == pytest.approx(time.time(), abs=5)
+    assert before <= progress["updated"] <= time.time()  # stamped when written, however slow the machine
 
     store.finish(run_id, "done", metrics={"best_val_accuracy": 0.8})
     rec = store.get(run_id)
@@ -262,7 +263,7 @@ def _state(pid: int) -> str:
 
 def test_zombie_counts_as_dead(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.time() + 10
+    deadline = time.time() + 120  # only bounds the wait for the child to exit (unreaped: a zombie)
     while HAS_PROC and time.time() < deadline and _state(proc.pid) != "Z":
         time.sleep(0.01)
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import BadInputError
 from core.runs.requests import RunBackup
-from core.training.callbacks import EpochBackup, ResumableEarlyStopping, restore_backup
+from core.training.callbacks import EpochBackup, EpochLog, ResumableEarlyStopping, restore_backup
 
 
 def _model(seed: int = 0) -> keras.Model:
@@ -106,3 +106,30 @@ def test_early_stopping_best_weights_survive_a_resume(tmp_path):
     epoch_end(second, 2, 3.0, 7.0)
     second.on_train_end()
     np.testing.assert_array_equal(model.get_weights()[0], np.full((2, 1), 0.5))
+
+
+def test_an_epoch_a_cancel_cut_short_counts_nowhere(tmp_path):
+    """Catches the weights of a half-trained epoch kept as the best, or logged as a finished epoch."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    stopping = ResumableEarlyStopping(
+        RunBackup(tmp_path), monitor="val_loss", patience=5, restore_best_weights=True
+    )
+    log = EpochLog(str(tmp_path / "history.csv"))
+    for callback in (log, stopping):
+        callback.set_model(model)
+        callback.on_train_begin()
+
+    def epoch_end(epoch: int, val_loss: float, value: float) -> None:
+        model.set_weights([np.full((2, 1), value, "float32"), np.zeros(1, "float32")])
+        for callback in (log, stopping):  # the order fit() gives them
+            callback.on_epoch_end(epoch, {"val_loss": val_loss})
+
+    model.stop_training = False
+    epoch_end(0, 2.0, 0.5)  # a finished epoch
+    model.stop_training = True  # a cancel during the next one
+    epoch_end(1, 1.0, 9.0)  # its val_loss is lower, but it did not finish
+    stopping.on_train_end()
+    log.on_train_end()
+    np.testing.assert_array_equal(model.get_weights()[0], np.full((2, 1), 0.5))
+    assert (stopping.best, stopping.best_epoch) == (2.0, 0)
+    assert (tmp_path / "history.csv").read_text().splitlines() == ["epoch,val_loss", "0,2.0"]

@@ -33,9 +33,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 from core.catalog.backbones import get_backbone
+from core.model.frozen import training_copy
+from core.training.datasets import Sampling
 from core.training.device import configure_device, describe_device, distribution_strategy
-from core.training.device import even_rows, replica_batch_size
-from core.training.feature_cache import head_model
+from core.training.device import replica_batch_size
+from core.training.feature_cache import feature_dataset, head_model
 from core.model.classifier import build_model, compile_model
 from tests.conftest import REPO
 
@@ -44,29 +46,66 @@ strategy = distribution_strategy()
 with strategy.scope():
     model = build_model(get_backbone("mobilenetv3small"), 3, 32, weights=None)
     compile_model(model, 1e-2)
+# As fit() does on cached features: the layers above the cache (shared with the model), trained
+# through training_copy, under the same strategy.
+replicas = strategy.num_replicas_in_sync
+with distribution_strategy().scope():
+    head = training_copy(head_model(model), replicas)
+    compile_model(head, 1e-2)
+norm = head.get_layer("head_bn")
+# One global batch of 8, 4 per replica, the second half shifted by 10: only a BatchNorm that
+# normalizes over the global batch sees its whole variance.
+rng = np.random.default_rng(0)
+labels = keras.utils.to_categorical(np.arange(16) % 3, 3)
+width = head.input_shape[-1]
+shifted = rng.standard_normal((8, width)) + np.repeat([0.0, 10.0], 4)[:, None]
+variance_before = norm.moving_variance.numpy().copy()
+head.fit(tf.data.Dataset.from_tensors((shifted, labels[:8])), epochs=1, verbose=0)
+global_variance = norm.momentum * variance_before + (1 - norm.momentum) * shifted.var(axis=0)
+per_replica = [v.numpy() for v in strategy.experimental_local_results(norm.moving_variance.value)]
+
 kernel = model.get_layer("predictions").kernel
 before = kernel.numpy().copy()
-rng = np.random.default_rng(0)
 images = rng.integers(0, 256, (16, 32, 32, 3)).astype("float32")
-labels = keras.utils.to_categorical(np.arange(16) % 3, 3)
 images_fit = model.fit(
     tf.data.Dataset.from_tensor_slices((images, labels)).batch(8), epochs=2, verbose=0
 ).history["loss"]
 after_images = kernel.numpy().copy()
 
-# As train.py does on cached features: a second model sharing the head's layers, under the same strategy.
-with distribution_strategy().scope():
-    head = head_model(model)
-    compile_model(head, 1e-2)
-replicas = strategy.num_replicas_in_sync
-# 21 examples in batches of 31 would split unevenly over 2 replicas; even_rows/replica_batch_size fix that.
-features = rng.standard_normal((21, head.input_shape[-1])).astype("float32")
-features, feature_labels = even_rows([features, keras.utils.to_categorical(np.arange(21) % 3, 3)], replicas)
-batch_size = replica_batch_size(31, replicas)
-batches = tf.data.Dataset.from_tensor_slices((features, feature_labels)).batch(batch_size)
-head_fit = head.fit(batches, validation_data=batches, epochs=2, verbose=0).history
+# 21 examples in batches of 31 would split unevenly over 2 replicas: batches of 32, epochs of 20.
+features = rng.standard_normal((21, width)).astype("float32")
+feature_labels = np.arange(21) % 3
+sampling = Sampling(replica_batch_size(31, replicas), seed=0, replicas=replicas)
+train, steps = feature_dataset([features], feature_labels, 3, sampling)
+validation, val_steps = feature_dataset([features], feature_labels, 3, Sampling(32, replicas=replicas))
+head_fit = head.fit(
+    train,
+    validation_data=validation,
+    steps_per_epoch=steps,
+    validation_steps=val_steps,
+    epochs=2,
+    verbose=0,
+).history
+
+# A whole head run through the worker: cached features, Dropout reseeded each epoch, 2 replicas.
+import tempfile
+from pathlib import Path
+from core import config as cfg
+from core.runs.requests import queue_head_run
+from core.runs.store import RunStore
+from core.training.worker import run_queue
+from tests.conftest import write_pets
+
+folder = Path(tempfile.mkdtemp())
+store = RunStore(folder / "ws")
+data = cfg.DataConfig(source="folder", path=str(write_pets(folder / "pets")))
+train = cfg.TrainConfig(backbone="mobilenetv3small", weights="none", image_size=32, epochs=2, batch_size=7)
+run_id = queue_head_run(store, data, train)
+run_queue(store, say=lambda line: None)
+run = store.get(run_id)
 
 print(json.dumps({
+    "run": [run.status, run.error, [row["loss"] for row in store.history(run_id)]],
     "strategy": type(strategy).__name__,
     "same_instance": distribution_strategy() is strategy,
     "replicas": replicas,
@@ -74,15 +113,18 @@ print(json.dumps({
     "variable": type(kernel.value).__name__,
     "images_loss": images_fit,
     "images_changed": float(np.abs(after_images - before).max()),
+    "synchronized": bool(norm.synchronized),
+    "global_variance_error": max(float(np.abs(v - global_variance).max()) for v in per_replica),
+    "variance_moved": float(np.abs(global_variance - variance_before).max()),
     "head_loss": head_fit["loss"] + head_fit["val_loss"],
     "head_changed": float(np.abs(kernel.numpy() - after_images).max()),
-    "kept": len(features),
     "describe": describe_device(),
 }))
 """
 
 
 def test_mirrored_strategy_trains_a_petlab_model_on_two_logical_cpus() -> None:
+    """Also catches a head BatchNorm that normalizes per replica instead of over the global batch."""
     env = os.environ | {device.DEVICES_ENV: "/cpu:0,/cpu:1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("TF_CONFIG", None)
     result = subprocess.run(
@@ -100,18 +142,21 @@ def test_mirrored_strategy_trains_a_petlab_model_on_two_logical_cpus() -> None:
     assert [d.rsplit("/", 1)[-1] for d in facts["devices"]] == ["device:CPU:0", "device:CPU:1"]
     assert facts["variable"] == "MirroredVariable"
     assert all(np.isfinite(facts["images_loss"])) and facts["images_changed"] > 0
-    # The feature-cache head (shared layers, 21 -> 20 examples, batch 31 -> 32) trains without NaN.
+    # The head's BatchNorm took the statistics of the whole global batch (a variance near 26, where
+    # each replica's half has about 1): its moving variance moved by about 0.25 and exactly as computed.
+    assert facts["synchronized"]
+    assert facts["variance_moved"] > 0.2 and facts["global_variance_error"] < 1e-3
+    # The feature-cache head (shared layers, 21 -> 20 examples an epoch, batch 31 -> 32) trains without NaN.
     assert all(np.isfinite(facts["head_loss"])) and facts["head_changed"] > 0
-    assert facts["kept"] == 20
+    status, error, losses = facts["run"]  # a real head run, batch 7 -> 8
+    assert status == "done", error
+    assert len(losses) == 2 and all(np.isfinite(losses))
     assert facts["describe"] == f"CPU ({os.cpu_count()} cores), mirrored over /cpu:0, /cpu:1"
 
 
 def test_even_batches_for_replicas() -> None:
     assert [device.replica_batch_size(b, 2) for b in (1, 31, 32)] == [2, 32, 32]
     assert device.replica_batch_size(32, 3) == 33 and device.replica_batch_size(32, 1) == 32
-    x, y = device.even_rows([np.arange(21), np.arange(21) * 10], 2)
-    assert list(x) == list(range(20)) and list(y) == list(range(0, 200, 10))
-    assert len(device.even_rows([np.arange(21)], 1)[0]) == 21
 
 
 @pytest.fixture

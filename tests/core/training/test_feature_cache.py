@@ -11,7 +11,7 @@ from core.catalog.backbones import get_backbone
 from core.model.classifier import build_model, load_model
 from core.runs.requests import queue_head_run
 from core.runs.store import RunStore
-from core.training.datasets import load_split_arrays
+from core.training.datasets import Sampling, load_split_arrays
 from core.training.feature_cache import (
     FeatureCache,
     FrozenPart,
@@ -91,6 +91,31 @@ def test_cache_is_reused_and_invalidated_by_data_weights_and_size(tmp_path) -> N
     assert again.computed == 3 * len(images) + 2
 
 
+def test_a_new_dtype_policy_or_image_cache_format_makes_new_features(tmp_path, monkeypatch) -> None:
+    """Catches float16 features served to a float32 run, or features of images decoded the old way."""
+    from core.data import cache as image_cache
+
+    images = _images()
+    cache = FeatureCache(tmp_path)
+    keras.utils.set_random_seed(0)
+    model = build_model(get_backbone("mobilenetv3small"), 3, SIZE, weights=None)
+    cache.get(FrozenPart.of(model), images, "data", "train")
+    cache.get(FrozenPart.of(model), images, "data", "train")
+    assert cache.computed == len(images)  # reused
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        half = build_model(get_backbone("mobilenetv3small"), 3, SIZE, weights=None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    half.set_weights(model.get_weights())
+    assert weights_digest(half) == weights_digest(model)  # the same weights, computed in float16
+    cache.get(FrozenPart.of(half), images, "data", "train")
+    assert cache.computed == 2 * len(images)
+    monkeypatch.setattr(image_cache, "CACHE_FORMAT", image_cache.CACHE_FORMAT + 1)
+    cache.get(FrozenPart.of(model), images, "data", "train")
+    assert cache.computed == 3 * len(images)
+
+
 @pytest.fixture
 def head_run(tmp_path, class_folders):
     store = RunStore(tmp_path / "ws")
@@ -141,7 +166,7 @@ def test_feature_dataset_gives_every_image_once_per_epoch_in_a_random_view() -> 
     original = np.arange(count * width, dtype=np.float32).reshape(count, width)
     flipped = -original - 1  # distinguishable from every original row
     labels = np.arange(count)
-    dataset, steps = feature_dataset([original, flipped], labels, count, 4, training=True, seed=1)
+    dataset, steps = feature_dataset([original, flipped], labels, count, Sampling(4, seed=1))
     assert steps == 3
     batches = iter(dataset)  # endless: fit() reads `steps` batches per epoch from one iterator
     epochs = []
@@ -163,7 +188,7 @@ def test_feature_dataset_gives_every_image_once_per_epoch_in_a_random_view() -> 
 
 def test_validation_feature_dataset_repeats_the_same_pass() -> None:
     features = np.random.default_rng(0).normal(size=(5, 2)).astype(np.float32)
-    dataset, steps = feature_dataset([features], np.arange(5), 5, 2, training=False, seed=0)
+    dataset, steps = feature_dataset([features], np.arange(5), 5, Sampling(2))
     batches = iter(dataset)
     first = np.concatenate([np.asarray(next(batches)[0]) for _ in range(steps)])
     second = np.concatenate([np.asarray(next(batches)[0]) for _ in range(steps)])

@@ -11,7 +11,7 @@ from core.errors import BadInputError
 from core.model.augmentation import build_augmentation
 from core.runs.requests import queue_finetune_run, queue_head_run
 from core.runs.store import RunStore
-from core.training.datasets import make_dataset
+from core.training.datasets import Sampling, image_dataset, make_dataset
 from core.training.worker import run_queue
 
 TINY = cfg.TrainConfig(backbone="mobilenetv3small", weights="none", image_size=32, epochs=2, batch_size=8)
@@ -35,12 +35,10 @@ def _images(count: int = 12, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
 
 def test_training_batches_are_augmented_and_others_are_not() -> None:
     images, labels = _images()
-    flip = build_augmentation("flip=horizontal", seed=1)
     plain = np.concatenate([x for x, _ in make_dataset(images, labels, 3, 4)])
     np.testing.assert_array_equal(plain, images.astype(np.float32))  # evaluation order, untouched
-    seen = np.concatenate(
-        [x for x, _ in make_dataset(images, labels, 3, 4, training=True, augmentation=flip)]
-    )
+    dataset, steps = image_dataset(images, labels, 3, Sampling(4, seed=1), "flip=horizontal")
+    seen = np.concatenate([x for x, _ in dataset.take(steps)])
     # Every training image is either itself or its mirror image, and some were mirrored.
     sums = {int(x.sum()) for x in images.astype(np.int64)}
     assert {int(x.sum()) for x in seen.astype(np.int64)} == sums
@@ -52,9 +50,12 @@ def test_training_batches_are_augmented_and_others_are_not() -> None:
 
 def test_training_batches_are_shuffled_each_epoch_and_labels_follow() -> None:
     images, labels = _images()
-    dataset = make_dataset(images, labels, 3, 4, training=True, seed=3)
-    first = next(iter(dataset))
-    second = next(iter(dataset))
+    dataset, steps = image_dataset(images, labels, 3, Sampling(4, seed=3))
+    batches = iter(dataset)  # endless: one epoch is `steps` batches
+    first = next(batches)
+    for _ in range(steps - 1):
+        next(batches)
+    second = next(batches)
     # Batches are drawn in a new random order each epoch (not the stored order).
     assert not np.array_equal(first[0], second[0])
     assert not np.array_equal(first[0], images[:4].astype(np.float32))
