@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from core import cli
+from core import config as cfg
 from core.errors import OfflineError
 from core.runs.layout import RunPaths
 from core.runs.store import RunStore
@@ -304,3 +305,35 @@ def test_device_names_the_device_and_notes_it_for_the_dashboard(tmp_path) -> Non
     result = petlab("device", workspace=workspace)
     assert result.stdout.strip() == f"CPU ({os.cpu_count()} cores)"  # no GPU on the test machines
     assert recorded_device(workspace) == result.stdout.strip()
+
+
+@pytest.mark.parametrize(("flags", "cached"), [([], True), (["--no-feature-cache"], False)])
+def test_no_feature_cache_reaches_the_queued_run(flags, cached, class_folders, tmp_path, monkeypatch) -> None:
+    """Catches: `train --no-feature-cache` being parsed but never reaching the run's config."""
+    from core.training import worker
+
+    seen: list[bool] = []
+
+    def run_queue(store, until, **_) -> None:
+        seen.append(store.get(until).train.feature_cache)
+        store.request_cancel(until)  # end it without training
+
+    monkeypatch.setattr(worker, "run_queue", run_queue)
+    argv = ["train", "--source", "folder", "--path", str(class_folders), "--workspace", str(tmp_path), *flags]
+    assert main_exit_code(argv) == cli.EXIT_FAILED  # cancelled before it finished
+    assert seen == [cached]
+
+
+def test_cancel_stops_a_queued_run_and_refuses_a_finished_one(tmp_path, capsys) -> None:
+    """Catches: `cancel` printing success without flagging the run, or cancelling a finished run."""
+    from core.runs.requests import queue_head_run
+
+    store = RunStore(tmp_path)
+    data = cfg.DataConfig(source="folder", path=str(tmp_path))
+    run_id = queue_head_run(store, data, cfg.TrainConfig())
+    assert main_exit_code(["cancel", str(run_id), "--workspace", str(tmp_path)]) == cli.EXIT_OK
+    assert capsys.readouterr().out.strip() == f"cancel requested: run {run_id}"
+    record = store.get(run_id)
+    assert (record.status, record.cancel_requested) == ("cancelled", True)
+    assert main_exit_code(["cancel", str(run_id), "--workspace", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    assert "only queued or running runs can be cancelled" in capsys.readouterr().err

@@ -33,16 +33,6 @@ class Killed(Exception):
     """Stands for the training process dying."""
 
 
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "ws")
-
-
-@pytest.fixture
-def data(class_folders) -> cfg.DataConfig:
-    return cfg.DataConfig(source="folder", path=str(class_folders))
-
-
 def _weights(store: RunStore, run_id: int) -> list[np.ndarray]:
     assert store.get(run_id).status == "done", store.get(run_id).error
     return load_model(store.paths(run_id).model).get_weights()

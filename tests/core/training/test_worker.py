@@ -10,7 +10,6 @@ from core.catalog.augmentations import format_spec, is_flip_only, parse_spec
 from core.errors import BadInputError
 from core.model.augmentation import build_augmentation
 from core.runs.requests import queue_finetune_run, queue_head_run
-from core.runs.store import RunStore
 from core.training.datasets import Sampling, image_dataset, make_dataset
 from core.training.worker import run_queue
 
@@ -62,16 +61,6 @@ def test_training_batches_are_shuffled_each_epoch_and_labels_follow() -> None:
     lookup = {x.tobytes(): y for x, y in zip(images.astype(np.float32), labels, strict=True)}
     for x, y in zip(first[0].numpy(), first[1].numpy(), strict=True):
         assert int(np.argmax(y)) == lookup[x.tobytes()]
-
-
-@pytest.fixture
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "ws")
-
-
-@pytest.fixture
-def data(class_folders) -> cfg.DataConfig:
-    return cfg.DataConfig(source="folder", path=str(class_folders))
 
 
 def test_same_seed_gives_the_same_run(store, data) -> None:
