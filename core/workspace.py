@@ -39,10 +39,14 @@ def resolve_workspace(path: str | os.PathLike[str] | None = None) -> Path:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it over `target`."""
+    """Yield a temporary path beside `target`; on success rename it over `target`.
+
+    The temporary name ends with the target's own name, so writers that insist on a suffix
+    (Keras: `.keras`, `.weights.h5`; numpy: `.npy`) accept it.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=".partial-", suffix=f".{target.name}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -18,6 +18,7 @@ Nothing here touches the disk except `RunPaths.create`; building a path never ma
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +115,51 @@ class RunPaths:
                 "make the workspace writable, or choose another one with --workspace."
             ) from None
         return self.folder
+
+
+# Inside the backup folder. The state's names are those Keras' BackupAndRestore used, which
+# PetLab wrote before: a backup left by an earlier version still resumes.
+STATE_DIR = "keras"
+WEIGHTS_FILE = "latest.weights.h5"  # Keras saves weights only to a name ending in .weights.h5
+EPOCH_FILE = "training_metadata.json"
+EARLY_STOPPING_FILE = "early_stopping.json"
+BEST_WEIGHTS_FILE = "best.npz"
+
+
+@dataclass(frozen=True)
+class RunBackup:
+    """The files of a run's per-epoch backup (`RunPaths.backup`; gone once the run ends normally).
+
+    After each finished epoch: the model's weights with the optimizer's state, that
+    epoch's number, and the early-stopping state (best val_loss so far, its weights,
+    patience used), so a resumed fit continues as an uninterrupted one would.
+    """
+
+    folder: Path
+
+    @property
+    def weights(self) -> Path:
+        """The model's weights and the optimizer's state (Keras `save_weights`)."""
+        return self.folder / STATE_DIR / WEIGHTS_FILE
+
+    @property
+    def epoch_file(self) -> Path:
+        """{"epoch": how many epochs the weights have trained}, written after the weights."""
+        return self.folder / STATE_DIR / EPOCH_FILE
+
+    @property
+    def early_stopping(self) -> Path:
+        """{"wait", "best", "best_epoch"}: the early-stopping state."""
+        return self.folder / EARLY_STOPPING_FILE
+
+    @property
+    def best_weights(self) -> Path:
+        """The weights of the best epoch so far (numpy arrays arr_0, arr_1, ...)."""
+        return self.folder / BEST_WEIGHTS_FILE
+
+    def epochs_done(self) -> int:
+        """How many epochs the backup holds (0: no backup, or one that cannot be read)."""
+        try:
+            return int(json.loads(self.epoch_file.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0

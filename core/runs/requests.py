@@ -2,77 +2,22 @@
 
 No TensorFlow: the dashboard queues runs from here and a worker process
 (core.training.worker) trains them. A failed run resumes from its per-epoch backup
-(`RunBackup`), which the trainer writes (core.training.callbacks) and this module reads.
+(core.runs.layout.RunBackup), which the trainer writes (core.training.callbacks) and this module reads.
 """
 
 from __future__ import annotations
-
-import json
-from dataclasses import dataclass
-from pathlib import Path
 
 from core import config as cfg
 from core.catalog.augmentations import parse_spec
 from core.catalog.backbones import default_image_size, get_backbone
 from core.errors import BadInputError
+from core.runs.layout import RunBackup
 from core.runs.store import RunStore
-
-# Inside the backup folder. The state's names are those Keras' BackupAndRestore used, which
-# PetLab wrote before: a backup left by an earlier version still resumes.
-STATE_DIR = "keras"
-WEIGHTS_FILE = "latest.weights.h5"  # Keras saves weights only to a name ending in .weights.h5
-EPOCH_FILE = "training_metadata.json"
-EARLY_STOPPING_FILE = "early_stopping.json"
-BEST_WEIGHTS_FILE = "best.npz"
-
-
-@dataclass(frozen=True)
-class RunBackup:
-    """The files of a run's per-epoch backup (`RunPaths.backup`; gone once the run ends normally).
-
-    After each finished epoch: the model's weights with the optimizer's state, that
-    epoch's number, and the early-stopping state (best val_loss so far, its weights,
-    patience used), so a resumed fit continues as an uninterrupted one would.
-    """
-
-    folder: Path
-
-    @classmethod
-    def of(cls, store: RunStore, run_id: int) -> RunBackup:
-        """The backup of run `run_id` (nothing is created)."""
-        return cls(store.paths(run_id).backup)
-
-    @property
-    def weights(self) -> Path:
-        """The model's weights and the optimizer's state (Keras `save_weights`)."""
-        return self.folder / STATE_DIR / WEIGHTS_FILE
-
-    @property
-    def epoch_file(self) -> Path:
-        """{"epoch": how many epochs the weights have trained}, written after the weights."""
-        return self.folder / STATE_DIR / EPOCH_FILE
-
-    @property
-    def early_stopping(self) -> Path:
-        """{"wait", "best", "best_epoch"}: the early-stopping state."""
-        return self.folder / EARLY_STOPPING_FILE
-
-    @property
-    def best_weights(self) -> Path:
-        """The weights of the best epoch so far (numpy arrays arr_0, arr_1, ...)."""
-        return self.folder / BEST_WEIGHTS_FILE
-
-    def epochs_done(self) -> int:
-        """How many epochs the backup holds (0: no backup, or one that cannot be read)."""
-        try:
-            return int(json.loads(self.epoch_file.read_text())["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return 0
 
 
 def resumable_epoch(store: RunStore, run_id: int) -> int:
     """How many epochs a run's backup holds (0: nothing to resume from)."""
-    return RunBackup.of(store, run_id).epochs_done()
+    return RunBackup(store.paths(run_id).backup).epochs_done()
 
 
 def resume_run(store: RunStore, run_id: int) -> int:

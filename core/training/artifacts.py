@@ -9,16 +9,16 @@ from __future__ import annotations
 import keras
 
 from core.inference.evaluate import summary_metrics
-from core.training.callbacks import save_atomically
 from core.training.fit import TrainingRun
-from core.workspace import atomic_write_json
+from core.workspace import atomic_path, atomic_write_json
 
 
 def save_artifacts(run: TrainingRun, model: keras.Model, class_names: list[str]) -> None:
     """The full model, its class names, the run's config and its per-epoch history."""
     paths = run.paths
     paths.create()
-    save_atomically(paths.model, model.save)
+    with atomic_path(paths.model) as tmp:
+        model.save(tmp)
     atomic_write_json(paths.class_names, class_names)
     record = run.record
     atomic_write_json(paths.config, {"kind": record.kind, "parent": record.parent, **record.config})

@@ -5,7 +5,7 @@ counts nowhere (registry, history.csv, early stopping), so the run keeps the bes
 of its finished epochs. `EpochSeeds` restarts every trainable Dropout's random stream from
 (seed, epoch) at each epoch's start, so a resumed epoch drops what the uninterrupted one did.
 
-A fit backs itself up at the end of each epoch (core.runs.requests.RunBackup): `EpochBackup`
+A fit backs itself up at the end of each epoch (core.runs.layout.RunBackup): `EpochBackup`
 writes the weights (with the optimizer's state) and the epoch number, `ResumableEarlyStopping`
 its best val_loss so far, that epoch's weights and the patience used. A resumed fit loads the
 backup with `restore_backup` before `fit()` and passes the epoch it returns as `initial_epoch`,
@@ -18,37 +18,21 @@ attributes of `EarlyStopping`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from core.errors import BadInputError
 from core.model.frozen import reseed_dropout
-from core.runs.requests import RunBackup
+from core.runs.layout import RunBackup
 from core.runs.store import RunStore
 from core.training.device import distribution_strategy
 from core.workspace import atomic_path, atomic_write_json, read_json
 
 Printer = Callable[[str], None]
 PROGRESS_INTERVAL_S = 0.5  # the shortest time between two progress writes to the registry
-
-
-def save_atomically(target: Path, save: Callable[[Path], None]) -> None:
-    """`save(path)` to a temporary file beside `target`, then rename it over `target`.
-
-    The temporary name ends like `target`, as Keras insists (.keras, .weights.h5).
-    """
-    partial = target.with_name(f".partial.{target.name}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        save(partial)
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def cut_short(model: keras.Model) -> bool:
@@ -128,7 +112,8 @@ class EpochBackup(keras.callbacks.Callback):
         self.backup = backup
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
-        save_atomically(self.backup.weights, self.model.save_weights)
+        with atomic_path(self.backup.weights) as tmp:
+            self.model.save_weights(tmp)
         atomic_write_json(self.backup.epoch_file, {"epoch": epoch + 1})
 
 

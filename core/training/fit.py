@@ -25,9 +25,8 @@ from core.data import DataSource
 from core.model.classifier import compile_model
 from core.model.frozen import training_copy
 from core.progress import ProgressCallback
-from core.runs.layout import RunPaths
+from core.runs.layout import RunBackup, RunPaths
 from core.runs.records import RunRecord
-from core.runs.requests import RunBackup
 from core.runs.store import RunStore
 from core.training.callbacks import (
     EpochBackup,

@@ -45,10 +45,9 @@ from core.cli import main as cli_main
 from core.errors import BadInputError, PetLabError
 from core.inference.predict import Predictor
 from core.runs import worker_process as jobs
-from core.runs.layout import registry_file
+from core.runs.layout import RunBackup, registry_file
 from core.runs.liveness import process_alive
 from core.runs.requests import (
-    RunBackup,
     queue_finetune_run,
     queue_head_run,
     resumable_epoch,
@@ -224,7 +223,7 @@ def test_resume_button_requeues_a_failed_run_with_a_backup(workspace, spawned):
     first, second = start_app(), start_app()  # two browser tabs
     open_page(first, "training")
     assert all(button.key != "resume_run" for button in first.button)  # no backup, nothing to resume
-    backup = RunBackup.of(store, run_id)
+    backup = RunBackup(store.paths(run_id).backup)
     backup.epoch_file.parent.mkdir(parents=True)
     backup.epoch_file.write_text('{"epoch": 1}')
     first.run()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from core.errors import BadInputError
-from core.runs.requests import RunBackup
+from core.runs.layout import RunBackup
 from core.training.callbacks import EpochBackup, EpochLog, ResumableEarlyStopping, restore_backup
 
 
