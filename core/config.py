@@ -74,7 +74,8 @@ def parse_unfreeze(unfreeze: str | int) -> int | None:
     if text == "all":
         return None
     if not text.isdigit() or int(text) < 1:
-        raise BadInputError(f"--unfreeze takes a number of layers (at least 1) or 'all', not {unfreeze!r}.")
+        rule = f"takes a number of layers (at least 1) or 'all', not {unfreeze!r}."
+        raise BadInputError(f"--unfreeze {rule}", dashboard=f"Unfreeze {rule}")
     return int(text)
 
 

@@ -30,9 +30,10 @@ def resolve_workspace(path: str | os.PathLike[str] | None = None) -> Path:
     try:
         workspace.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        problem = f"Cannot create the workspace folder {workspace} ({exc.strerror})"
         raise BadInputError(
-            f"Cannot create the workspace folder {workspace} ({exc.strerror}); "
-            f"choose another one with --workspace or {WORKSPACE_ENV}."
+            f"{problem}; choose another one with --workspace or {WORKSPACE_ENV}.",
+            dashboard=f"{problem}; restart the dashboard with {WORKSPACE_ENV} set to a writable folder.",
         ) from None
     return workspace
 

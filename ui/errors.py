@@ -1,4 +1,5 @@
-"""The one way the dashboard shows a PetLab error: its one sentence, without the server's paths.
+"""The one way the dashboard shows a PetLab error: its one sentence in the dashboard's words, without
+the server's paths.
 
 Pages wrap whatever may fail in `with errors.shown(): ...`; a PetLabError raised inside
 is drawn with `show` and goes no further, so the rest of the page still draws (or the
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from core.errors import PetLabError
+from core.errors import PetLabError, in_dashboard_words
 from ui import state
 
 ERROR_ICON = ":material/error:"
@@ -20,7 +21,12 @@ ERROR_ICON = ":material/error:"
 
 def show(error: PetLabError | str) -> None:
     """Show an error as its one sentence (never a traceback, never a server path)."""
-    st.error(state.redact(str(error)), icon=ERROR_ICON)
+    st.error(sentence(error), icon=ERROR_ICON)
+
+
+def sentence(error: PetLabError | str) -> str:
+    """An error's one sentence as the dashboard says it: its dashboard wording, server paths redacted."""
+    return state.redact(in_dashboard_words(error))
 
 
 @contextmanager

@@ -44,7 +44,7 @@ def resume(store: RunStore, run_id: int) -> None:
         done = resume_run(store, run_id)
         jobs.start_worker(store.workspace)
     except PetLabError as exc:  # a callback draws nothing: `show` shows it on the rerun that follows
-        st.session_state[RESUME_ERROR] = str(exc)
+        st.session_state[RESUME_ERROR] = errors.sentence(exc)
         return
     queued_toast(store, run_id, f" to resume after epoch {done}")
 

@@ -66,7 +66,7 @@ def import_upload(upload: UploadedFile) -> None:
         with progress_bar() as bar:
             report = import_zip(upload, state.workspace(), upload.name, MIN_PER_CLASS, progress=bar)
     except PetLabError as exc:  # kept, and shown while the upload stays
-        st.session_state[ZIP_RESULT] = (upload.file_id, False, str(exc))
+        st.session_state[ZIP_RESULT] = (upload.file_id, False, errors.sentence(exc))
         return
     st.session_state[ZIP_RESULT] = (upload.file_id, True, import_summary(report))
     state.use_folder(report.path)

@@ -198,8 +198,14 @@ def assign_splits(
 def require_path(path: str | os.PathLike[str] | None, kind: str) -> Path:
     """The existing path given for a file-based source, or a BadInputError saying what is wrong."""
     if path is None or not str(path).strip():
-        raise BadInputError(f"The {kind} source needs a folder; give it with --path.")
+        raise BadInputError(
+            f"The {kind} source needs a folder; give it with --path.",
+            dashboard=f"The {kind} source needs a folder; choose one in the sidebar.",
+        )
     resolved = Path(path).expanduser().resolve()
     if not resolved.exists():
-        raise NotFoundError(f"{resolved} does not exist; check the --path given for the {kind} source.")
+        raise NotFoundError(
+            f"{resolved} does not exist; check the --path given for the {kind} source.",
+            dashboard=f"{resolved} does not exist; choose another {kind} folder in the sidebar.",
+        )
     return resolved

@@ -151,9 +151,10 @@ def _official_split_source(images_dir: Path, annotations_dir: Path, config: Data
     trainval = read_official_list(annotations_dir / "trainval.txt", images_dir)
     test = read_official_list(annotations_dir / "test.txt", images_dir)
     if not trainval or not test:
+        missing = f"None of the images listed in {annotations_dir} were found in {images_dir}"
         raise BadInputError(
-            f"None of the images listed in {annotations_dir} were found in {images_dir}; "
-            "point --path at the complete Oxford-IIIT Pet images."
+            f"{missing}; point --path at the complete Oxford-IIIT Pet images.",
+            dashboard=f"{missing}; choose the folder of the complete Oxford-IIIT Pet images in the sidebar.",
         )
     # Put both lists in tfds's stored order so that train[:90%] picks the very same images as tfds.
     trainval = [trainval[i] for i in tfds_order([item.path.name for item in trainval], "train")]
@@ -194,9 +195,10 @@ def _named_files_source(images_dir: Path, config: DataConfig) -> OxfordFilesSour
             paths.append(path)
             breeds.append(breed)
     if not paths:
+        missing = f"No images named like Bengal_12.jpg were found in {images_dir}"
         raise BadInputError(
-            f"No images named like Bengal_12.jpg were found in {images_dir}; for your own images use "
-            "--source folder with one sub-folder per class."
+            f"{missing}; for your own images use --source folder with one sub-folder per class.",
+            dashboard=f"{missing}; for your own images choose the class-folders source in the sidebar.",
         )
     present = set(breeds)
     class_names = [breed for breed in OXFORD_BREEDS if breed in present]

@@ -30,7 +30,8 @@ def resolve_weights(weights: str | None) -> str | None:
     if not path.is_file():
         raise BadInputError(
             f"Weights file {path.name} does not exist; pass --weights imagenet, --weights none, "
-            "or the path of a Keras weights file for the backbone without its top."
+            "or the path of a Keras weights file for the backbone without its top.",
+            dashboard=f"Weights file {path.name} does not exist; choose ImageNet or random weights instead.",
         )
     return str(path.resolve())
 
@@ -48,10 +49,14 @@ def build_backbone(backbone: Backbone, image_size: int, weights: str | None) -> 
     except Exception as exc:
         text = str(exc)
         if resolved == "imagenet" and ("URL fetch failure" in text or "urlopen" in text.lower()):
-            raise OfflineError(
+            offline = (
                 f"The ImageNet weights for {backbone.label} are not cached on this machine and cannot be "
-                "downloaded (no network); connect and try again, pass --weights <a local weights file>, "
-                "or --weights none to start from random weights."
+                "downloaded (no network); connect and try again"
+            )
+            raise OfflineError(
+                f"{offline}, pass --weights <a local weights file>, or --weights none to start from random "
+                "weights.",
+                dashboard=f"{offline}, or choose random weights in the sidebar.",
             ) from None
         if resolved not in (None, "imagenet"):
             raise BadInputError(

@@ -27,8 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.errors import PetLabError
+from core.workspace import WORKSPACE_ENV
 
 BUSY_TIMEOUT_MS = 10_000
+OTHER_WORKSPACE = f"restart the dashboard with {WORKSPACE_ENV} set to another folder"
 
 _SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -150,7 +152,9 @@ class Database:
             if version > SCHEMA_VERSION:
                 raise PetLabError(
                     f"The run registry at {self.path} was written by a newer PetLab; "
-                    "upgrade PetLab or choose another workspace with --workspace."
+                    "upgrade PetLab or choose another workspace with --workspace.",
+                    dashboard=f"The run registry at {self.path} was written by a newer PetLab; "
+                    f"upgrade PetLab or {OTHER_WORKSPACE}.",
                 )
             if version == SCHEMA_VERSION:
                 return
@@ -172,14 +176,16 @@ class Database:
         if primary in _UNWRITABLE_CODES:
             return self._unwritable()
         if primary in _DAMAGED_CODES:
+            damaged = f"The run registry at {self.path} is damaged; move it aside to start a fresh one"
             return PetLabError(
-                f"The run registry at {self.path} is damaged; move it aside to start a "
-                "fresh one, or choose another workspace with --workspace."
+                f"{damaged}, or choose another workspace with --workspace.",
+                dashboard=f"{damaged}, or {OTHER_WORKSPACE}.",
             )
         return None
 
     def _unwritable(self) -> PetLabError:
+        unwritable = f"The run registry at {self.path} cannot be written (disk full or read-only); free space"
         return PetLabError(
-            f"The run registry at {self.path} cannot be written (disk full or read-only); "
-            "free space or choose another workspace with --workspace."
+            f"{unwritable} or choose another workspace with --workspace.",
+            dashboard=f"{unwritable} or {OTHER_WORKSPACE}.",
         )

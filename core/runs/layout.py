@@ -112,7 +112,7 @@ class RunPaths:
         except OSError as exc:
             raise PetLabError(
                 f"The run folder {self.folder} cannot be created ({exc.strerror or exc}); free disk space or "
-                "make the workspace writable, or choose another one with --workspace."
+                "make the workspace writable."
             ) from None
         return self.folder
 
