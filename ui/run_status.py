@@ -27,6 +27,7 @@ STATUS_ICONS = {
     "broken": ":material/broken_image:",
 }
 RESUME_ERROR = "resume_error"  # why the last Resume click failed, shown once
+EPOCH_SECONDS = "epoch_seconds"  # ((run, epoch), finished epochs' seconds) of the followed run
 ETA_MARKS = "eta_marks"  # {"<run>:<epoch>": (time, step) when this session first saw that epoch}
 PREPARING = "Preparing the data and building the model…"
 
@@ -61,8 +62,18 @@ def eta_text(store: RunStore, record: RunRecord) -> str:
     p = record.live
     marks = st.session_state.setdefault(ETA_MARKS, {})
     mark = marks.setdefault(f"{record.id}:{p.epoch}", (time.time(), p.step or 0))
-    eta = estimate_eta(p, epoch_seconds(store.history(record.id)), mark, time.time())
+    eta = estimate_eta(p, finished_epoch_seconds(store, record), mark, time.time())
     return "estimating time left…" if eta is None else f"about {format_duration(eta)} left"
+
+
+def finished_epoch_seconds(store: RunStore, record: RunRecord) -> list[float]:
+    """The run's epoch times, read once per epoch (not at every poll of the live panel)."""
+    key = (record.id, record.live.epoch)
+    cached = st.session_state.get(EPOCH_SECONDS)
+    if cached is None or cached[0] != key:
+        cached = (key, epoch_seconds(store.history(record.id)))
+        st.session_state[EPOCH_SECONDS] = cached
+    return cached[1]
 
 
 def running(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
@@ -85,7 +96,7 @@ def queued(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None
     behind = f" behind run {active.id}" if active else ""
     text = f"Run {record.id} is queued{behind}; it starts when the worker is free."
     st.info(text, icon=STATUS_ICONS["queued"])
-    if jobs.queue_stalled(store):
+    if jobs.queue_stalled(store, records):
         st.warning("No training process is picking up the queue (the worker stopped).")
         if st.button("Start the worker", key="resume_queue"):
             jobs.start_worker(store.workspace)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from core.runs.records import RunRecord
-from core.tables.runs import runs_csv, runs_frame
 
 RUNS_TABLE_COLUMNS = {
     "best val accuracy %": st.column_config.NumberColumn(format="%.1f"),
@@ -15,13 +15,13 @@ RUNS_TABLE_COLUMNS = {
 COMPARE_RUNS = "compare_runs"  # the multiselect's key
 
 
-def runs_table(records: list[RunRecord]) -> None:
-    """Every run, newest first, and its CSV download."""
+def runs_table(table: pd.DataFrame, csv: str) -> None:
+    """Every run, newest first (core.tables.runs.runs_frame), and its CSV download (runs_csv)."""
     st.subheader("All runs")
-    st.dataframe(runs_frame(records), hide_index=True, key="runs_table", column_config=RUNS_TABLE_COLUMNS)
+    st.dataframe(table, hide_index=True, key="runs_table", column_config=RUNS_TABLE_COLUMNS)
     st.download_button(
         "Download the table as CSV",
-        runs_csv(records),
+        csv,
         file_name="petlab-runs.csv",
         mime="text/csv",
         key="download_runs",

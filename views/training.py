@@ -16,11 +16,14 @@ import streamlit as st
 from core.runs import worker_process as jobs
 from core.runs.requests import queue_finetune_run, queue_head_run
 from core.runs.store import RunStore
-from core.tables.runs import current_run, finetunable_runs, history_frame
+from core.tables.runs import CURVE_METRICS, finetunable_runs, history_frame
 from ui import charts, errors, run_status, runs_table, state
+from ui.live import LiveView
 from ui.run_status import queued_toast
 
 FINETUNE_PARENT = "finetune_parent"  # the "From run" selectbox's key
+LIVE_VIEW = "live_view"  # the live panel's ui.live.LiveView, kept between polls
+LIVE_FRAGMENT_RERUN = "live_fragment_rerun"  # False right after a full run of the page
 
 
 def settings_summary(values: dict[str, object]) -> None:
@@ -96,23 +99,21 @@ def curves(frame: pd.DataFrame, color: str, key_prefix: str, title_note: str = "
 
 @st.fragment(run_every=1)
 def live_panel(store: RunStore) -> None:
-    """Polls the registry every second: status, progress, curves and the table of runs."""
-    records = store.list()
-    snapshot = tuple((r.id, r.status) for r in records)
-    seen = st.session_state.get("runs_seen")
-    st.session_state["runs_seen"] = snapshot
-    if seen is not None and seen != snapshot and st.session_state.get("live_fragment_rerun"):
-        st.rerun()  # a run started or ended: refresh the parts outside this panel too
-    st.session_state["live_fragment_rerun"] = True
-    record = current_run(records)
+    """Polls the registry every second; reads runs and builds curves only when they changed (ui.live)."""
+    view = st.session_state.setdefault(LIVE_VIEW, LiveView())
+    changed = view.refresh(store)
+    if "runs" in changed and st.session_state.get(LIVE_FRAGMENT_RERUN):
+        st.rerun()  # a run started, ended or was removed: refresh the parts outside this panel too
+    st.session_state[LIVE_FRAGMENT_RERUN] = True
+    record = view.followed
     if record is None:
         st.info("No runs yet: choose settings in the sidebar and start head training above.")
         return
-    run_status.show(store, record, records)
-    frame = history_frame(store, [record.id])
-    if not frame.empty:
-        curves(frame, "split", "live")
-    runs_table.runs_table(records)
+    run_status.show(store, record, view.records)
+    for column, metric in zip(st.columns(2), CURVE_METRICS, strict=True):
+        if metric in view.figures:
+            column.plotly_chart(view.figures[metric], key=f"live_{metric}_chart")
+    runs_table.runs_table(view.table, view.table_csv)
 
 
 def comparison(store: RunStore) -> None:
@@ -129,7 +130,7 @@ def comparison(store: RunStore) -> None:
 
 st.title("Training")
 store = state.store()
-st.session_state["live_fragment_rerun"] = False  # a full run: the panel must not trigger another
+st.session_state[LIVE_FRAGMENT_RERUN] = False  # a full run: the panel must not trigger another
 head, tune = st.columns(2, gap="large")
 with head, st.container(border=True):
     head_section(store)

@@ -60,8 +60,32 @@ CREATE TABLE IF NOT EXISTS epochs (
 );
 """
 
+# Version 2: a change counter per topic, bumped by triggers in the writer's own transaction, so a
+# dashboard polling every second can ask "did anything change?" with one tiny read (RunStore.revision).
+_RUN_COLUMNS = (
+    "kind, parent, status, config, started, finished, pid, pid_start, host, error, metrics, cancel_requested"
+)
+
+
+def _bump(topic: str) -> str:
+    return f"BEGIN UPDATE revision SET n = n + 1 WHERE topic = '{topic}'; END"
+
+
+_SCHEMA_V2 = f"""
+CREATE TABLE revision (topic TEXT PRIMARY KEY, n INTEGER NOT NULL DEFAULT 0);
+INSERT INTO revision (topic) VALUES ('runs'), ('progress'), ('epochs');
+CREATE TRIGGER runs_inserted AFTER INSERT ON runs {_bump("runs")};
+CREATE TRIGGER runs_deleted AFTER DELETE ON runs {_bump("runs")};
+CREATE TRIGGER runs_updated AFTER UPDATE OF {_RUN_COLUMNS} ON runs {_bump("runs")};
+CREATE TRIGGER progress_updated AFTER UPDATE OF progress ON runs {_bump("progress")};
+CREATE TRIGGER epochs_inserted AFTER INSERT ON epochs {_bump("epochs")};
+CREATE TRIGGER epochs_updated AFTER UPDATE ON epochs {_bump("epochs")};
+CREATE TRIGGER epochs_deleted AFTER DELETE ON epochs {_bump("epochs")};
+"""
+REVISION_TOPICS = ("runs", "progress", "epochs")
+
 # MIGRATIONS[n] takes a file from schema version n to n + 1 (0: a new, empty file).
-MIGRATIONS = (_SCHEMA_V1,)
+MIGRATIONS = (_SCHEMA_V1, _SCHEMA_V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # Primary SQLite result codes (an extended code's low byte is its primary code).
@@ -70,6 +94,18 @@ _UNWRITABLE_CODES = frozenset(
     {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR}
 )
 _DAMAGED_CODES = frozenset({sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT})
+
+
+def statements(script: str) -> list[str]:
+    """The complete SQL statements of `script`, in order (a trigger's body keeps its own semicolons)."""
+    found, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip())
+            pending = ""
+    return found
 
 
 class Database:
@@ -160,7 +196,7 @@ class Database:
                 return
             for script in MIGRATIONS[version:]:
                 # Statement by statement, not executescript: that would COMMIT our transaction first.
-                for statement in filter(str.strip, script.split(";")):
+                for statement in statements(script):
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 

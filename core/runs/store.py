@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInputError, NotFoundError, RunCancelled
-from core.runs.database import Database
+from core.runs.database import REVISION_TOPICS, Database
 from core.runs.health import artifact_problem
 from core.runs.layout import RunPaths, registry_file, runs_folder
 from core.runs.liveness import Owner, this_host
@@ -239,6 +239,16 @@ class RunStore:
             ).fetchall()
         return [_epoch_entry(*row) for row in rows]
 
+    def revision(self) -> Revision:
+        """What changed since an earlier call, at the cost of one tiny read: compare two revisions.
+
+        The counters are bumped by the registry itself (triggers) in every writer's transaction;
+        `stale` says whether a running run's process is gone, which no write records.
+        """
+        with self._read() as conn:
+            counts = dict(conn.execute("SELECT topic, n FROM revision").fetchall())
+        return Revision(**{topic: counts[topic] for topic in REVISION_TOPICS}, stale=self._any_stale())
+
     def cancel_requested(self, run_id: int) -> bool:
         """Whether someone asked this run to stop (cheap; call it between batches)."""
         with self._read() as conn:
@@ -296,6 +306,16 @@ class RunStore:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """Change counters of the registry: runs (added, removed, status or results), live progress, epochs."""
+
+    runs: int
+    progress: int
+    epochs: int
+    stale: bool
+
+
+@dataclass(frozen=True)
 class _Reaped:
     """What a reap did: the ids it stored as failed, and how many runs are still running."""
 
@@ -322,6 +342,7 @@ __all__ = [
     "RUN_KINDS",
     "STALE_ERROR",
     "STATUSES",
+    "Revision",
     "RunRecord",
     "RunStore",
     "shown_as_stale",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from core.errors import PetLabError
 from core.runs.liveness import process_alive, process_start_time
-from core.runs.store import RunStore
+from core.runs.store import RunRecord, RunStore
 from core.workspace import atomic_write_text
 
 LOG_DIR = "logs"
@@ -32,6 +32,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding core/
 # A dashboard worker waits this long for the next run once the queue is empty, so a run started
 # soon after (another learning rate, say) begins at once: TensorFlow loaded, backbone built.
 WORKER_LINGER_S = 300.0
+# The worker trains at a lower scheduling priority than the dashboard server (nice 0), so that a
+# run using every core still leaves the server the CPU it needs to answer clicks at once; with
+# nothing else to do, the run gets every core all the same.
+WORKER_NICE = 10
 # A queued run nobody claimed for this long, with nothing running, has no worker.
 STALL_SECONDS = 5.0
 
@@ -53,7 +57,7 @@ def start_worker(workspace: Path) -> int:
         return alive
     command = ["worker", "--workspace", str(Path(workspace).resolve()), "--linger", str(WORKER_LINGER_S)]
     try:
-        process = _spawn_core(command, worker_log(workspace))
+        process = _spawn_core(command, worker_log(workspace), nice=WORKER_NICE)
     except OSError as exc:
         raise PetLabError(
             f"Could not start the training process ({exc.strerror or exc}); check that {workspace} is "
@@ -137,9 +141,12 @@ def running_worker(workspace: Path) -> int | None:
     return pid if process_alive(pid, start or None) else None
 
 
-def queue_stalled(store: RunStore, now: float | None = None) -> bool:
-    """True when runs wait in the queue, nothing is running, and no dashboard worker is alive."""
-    records = store.list()
+def queue_stalled(store: RunStore, records: list[RunRecord] | None = None, now: float | None = None) -> bool:
+    """True when runs wait in the queue, nothing is running, and no dashboard worker is alive.
+
+    `records` is `store.list()` when the caller has just read it.
+    """
+    records = store.list() if records is None else records
     if any(r.status == "running" for r in records):
         return False
     now = time.time() if now is None else now

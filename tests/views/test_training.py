@@ -150,13 +150,16 @@ def test_a_real_worker_trains_runs_started_from_the_page_and_stays_warm(workspac
 
 
 def test_a_worker_with_nothing_to_do_exits_after_lingering(workspace, monkeypatch):
-    """Catches a dashboard worker that never exits once the queue stays empty."""
+    """Catches a dashboard worker that never exits once the queue stays empty, or trains at full priority."""
     monkeypatch.setattr(jobs, "WORKER_LINGER_S", 0.5)
     store = RunStore(workspace)  # an empty registry (without one, a worker exits at once anyway)
     store.list()
     assert store.db_path.is_file()
     worker = jobs.start_worker(workspace)
     try:
+        # It trains below the server's priority, so that a run leaves the server room to answer clicks.
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, worker) == min(19, own + jobs.WORKER_NICE) > own
         wait_until(lambda: not jobs.worker_alive(workspace), 120, "the worker to exit")
         assert "Traceback" not in jobs.log_tail(workspace)
     finally:
