@@ -1,5 +1,8 @@
 """The shared sidebar: data source, training and fine-tuning settings, and the device the next run uses.
 
+While the worker downloads and prepares a dataset, the sidebar shows its progress on every
+page (ui.data_job).
+
 app.py draws it once per rerun, before the page, so a setting holds on every page; pages read
 the values through `ui.state` (whose keys the widgets use). The choice lists come from
 core.catalog.choices, every default from core.config. The server never imports TensorFlow for
@@ -24,7 +27,7 @@ from core.catalog.choices import (
     unfreeze_choice,
 )
 from core.runs import worker_process as jobs
-from ui import errors, state
+from ui import data_job, errors, state
 
 PATIENCE_HELP = "Stop after this many epochs without a better validation loss; 0 turns it off."
 UNFREEZE_MODES = {"all": "All", "top": "Top N"}
@@ -132,6 +135,7 @@ def machine_info() -> None:
 def draw() -> None:
     """The whole sidebar, in order."""
     with st.sidebar:
+        data_job.sidebar_note()  # a dataset being downloaded, whatever the page
         data_settings()
         model_settings()
         schedule_settings()

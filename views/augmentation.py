@@ -1,4 +1,9 @@
-"""Augmentation page: choose the augmentation layers training uses, and see what they do."""
+"""Augmentation page: choose the augmentation layers training uses, and see what they do.
+
+The layer controls draw without TensorFlow; the preview grid runs the Keras layers themselves
+(core.model.augmentation), so it waits in its own area for the model engine (ui.engine), which
+loads in the background, and appears when it is ready.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,8 @@ import streamlit as st
 from core import config as cfg
 from core.catalog.augmentations import AUGMENTATIONS, FLIP_MODES, format_spec, parse_spec
 from core.data.images import IMAGE_EXTENSIONS, decode_image, resize_image
-from core.model.augmentation import preview_augmentations
 from core.tables.dataset import thumbnail
-from ui import errors, state
+from ui import engine, errors, state
 from ui.widgets import progress_bar
 
 VERSIONS = 8
@@ -116,7 +120,10 @@ def dataset_image() -> tuple[np.ndarray, str] | None:
         return None
     size = source.split_size("train")
     if size == 0:
-        st.info("The training split is empty.")
+        st.info(
+            "This dataset's training split is empty; choose another dataset in the sidebar, "
+            "or preview on your own photo."
+        )
         return None
     if st.button("Another image", key="aug_another_image", icon=":material/shuffle:"):
         st.session_state["aug_image_seed"] = st.session_state.get("aug_image_seed", 0) + 1
@@ -127,6 +134,8 @@ def dataset_image() -> tuple[np.ndarray, str] | None:
 
 @st.cache_data(max_entries=16, show_spinner="Augmenting…")
 def cached_preview(image: np.ndarray, spec: str, seed: int, size: int) -> list[np.ndarray]:
+    from core.model.augmentation import preview_augmentations  # loaded by the engine (see wait_drawn)
+
     return preview_augmentations(image, spec, VERSIONS, seed, size)
 
 
@@ -136,6 +145,7 @@ def preview_grid(image: np.ndarray, caption: str) -> None:
         st.session_state["aug_seed"] = st.session_state.get("aug_seed", 0) + 1
     size = state.train_config().image_size
     with errors.shown(stop=True):
+        engine.wait_drawn(engine.start())
         versions = cached_preview(image, state.augment_spec(), st.session_state.get("aug_seed", 0), size)
     grid = st.columns(GRID_COLUMNS)
     grid[0].image(thumbnail(resize_image(image, size), 240), caption=f"original: {caption}")
@@ -168,3 +178,5 @@ with preview:
     picked = training_image()
     if picked is not None:
         preview_grid(*picked)
+
+engine.start()  # the preview's layers: loading begins once the page is drawn, if it has not yet

@@ -1,7 +1,9 @@
 """Dataset page: classes, split sizes, label counts, random samples and one image at full size.
 
 A zip of class folders uploaded here is imported into the workspace
-(core.data.zip_import) and becomes the sidebar's folder source.
+(core.data.zip_import) and becomes the sidebar's folder source. The reference dataset, when
+not prepared yet, is downloaded and prepared by the worker, not by this page (ui.data_job):
+the page follows the job and opens the data once it is done.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from core.data import DataSource
 from core.data.zip_import import ImportReport, import_zip
 from core.errors import NotFoundError, PetLabError
 from core.tables.dataset import counts_by_class, headline_counts, sample_indices, species_of, thumbnail
-from ui import charts, errors, state
+from ui import charts, data_job, errors, state
 from ui.widgets import progress_bar
 
 SAMPLES = 12
@@ -87,7 +89,11 @@ def import_summary(report: ImportReport) -> str:
 
 
 def open_source() -> DataSource:
-    """The sidebar's source, opened with a progress bar; stops the page with a clear message."""
+    """The sidebar's source, opened with a progress bar; stops the page with a clear message.
+
+    The tfds dataset is only opened here when it is prepared; otherwise the page follows (or
+    offers to start) the worker's job that prepares it, and stops.
+    """
     with errors.shown(stop=True):  # a path outside the data roots: nothing is opened or listed
         slot = state.source_slot()
     if slot.opened is not None:
@@ -99,16 +105,8 @@ def open_source() -> DataSource:
         except NotFoundError as exc:
             if slot.data.source != "tfds":
                 raise
-            offer_download(exc)
-    with errors.shown(stop=True), progress_bar() as bar:  # offline: OfflineError names the other sources
-        return slot.open(progress=bar, download=True)
-
-
-def offer_download(missing: NotFoundError) -> None:
-    """Say the reference dataset is not prepared; stop the page unless the download button was clicked."""
-    st.info(state.redact(str(missing)), icon=":material/download:")
-    if not st.button("Download and prepare the dataset", key="prepare_dataset", type="primary"):
-        st.stop()
+            missing = exc
+    data_job.offer_download(state.store(), slot.data, missing)
 
 
 def counts_chart(description: dict) -> None:

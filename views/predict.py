@@ -1,9 +1,11 @@
 """Predict page: photos in, top-5 breeds with probabilities out, from a finished run's model.
 
-Beside each prediction, a Grad-CAM overlay shows where the model looked for the
-top breed (or any other class picked under it); core.inference.explain computes it from the
-predictor's own loaded model. TensorFlow is imported once there is a photo to look at, so
-the page draws its run picker and uploader without it.
+The page draws its run picker and uploader without TensorFlow. Choosing a run starts loading
+its model in the background (ui.engine: the engine's import first, then the model and its
+Grad-CAM, each traced once on a blank image), so the first photo is answered quickly. All the
+photos go through the model in one batch and their top-5 are drawn first; then, beside each, a
+Grad-CAM overlay shows where the model looked for the top breed (or any other class picked under
+it), each in a fragment of its own, so picking a class redraws only that photo's overlay.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.data.images import IMAGE_EXTENSIONS, decode_image
 from core.runs.records import RunRecord
 from core.runs.store import RunStore
 from core.tables.dataset import thumbnail
 from core.tables.evaluation import class_choices
-from ui import charts, errors, state, widgets
+from ui import charts, engine, errors, state, widgets
 
 if TYPE_CHECKING:
     from core.inference.explain import GradCam
@@ -27,23 +30,52 @@ if TYPE_CHECKING:
 TOP_K = 5
 # Offered too so that core can say clearly why such a photo cannot be read.
 EXTRA_TYPES = ("heic", "heif", "avif")
-GRADCAM_SPINNER = "Computing the Grad-CAM heatmap (the first one prepares the model: 10-30 s)…"
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def load_predictor(workspace: str, run_id: int, model_mtime: float) -> Predictor:
-    """One loaded model per (run, model file version), kept for every later photo."""
-    from core.inference.predict import Predictor
-
-    return Predictor.for_run(state.store(), run_id)
+GRADCAM_SPINNER = "Computing the Grad-CAM heatmap…"
+PREPARING_GRADCAM = "Preparing Grad-CAM for this model…"
+GRADCAM_FOLLOWS = "Grad-CAM follows…"
+OPACITY = "gradcam_alpha"
+DEFAULT_OPACITY = 0.4
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def load_explainer(workspace: str, run_id: int, model_mtime: float, _predictor: Predictor) -> GradCam:
-    """One Grad-CAM per (run, model file version), built on the cached predictor's model."""
+def model_loading(
+    workspace: str, run_id: int, model_mtime: float, _store: RunStore, _engine: engine.Loading
+) -> engine.Loading[Predictor]:
+    """One model per (run, model file version), loaded in the background and kept for every later photo."""
+    return engine.Loading(lambda: ready_predictor(_store, run_id, _engine), f"petlab-model-{run_id}")
+
+
+def ready_predictor(store: RunStore, run_id: int, engine_loading: engine.Loading) -> Predictor:
+    """The run's predictor, its forward pass traced: what the background load of a model does."""
+    engine_loading.result()
+    from core.inference.predict import Predictor
+
+    predictor = Predictor.for_run(store, run_id)
+    predictor.warm_up()
+    return predictor
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def predictions(_predictor: Predictor, model_key: tuple, items: list[tuple[str, bytes]]) -> list[Prediction]:
+    """Top-5 of every photo, in one batch; `model_key` names the predictor for the cache."""
+    return _predictor.predict_many(items, top_k=TOP_K)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def explainer_loading(
+    workspace: str, run_id: int, model_mtime: float, _model: engine.Loading[Predictor]
+) -> engine.Loading[GradCam]:
+    """One Grad-CAM per (run, model file version), built and traced in the background once the model is."""
+    return engine.Loading(lambda: ready_explainer(_model.result()), f"petlab-gradcam-{run_id}")
+
+
+def ready_explainer(predictor: Predictor) -> GradCam:
+    """Grad-CAM on the predictor's model, its gradient pass traced on a blank image (the slow first call)."""
     from core.inference.explain import GradCam
 
-    return GradCam(_predictor.model)
+    explainer = GradCam(predictor.model)
+    explainer(np.zeros((predictor.image_size, predictor.image_size, 3), np.uint8))
+    return explainer
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -71,46 +103,67 @@ def photos() -> list[tuple[str, bytes]]:
     return items
 
 
-def show(index: int, data: bytes, prediction: Prediction, explain: Explain) -> None:
+def show_top5(index: int, image: np.ndarray | None, prediction: Prediction) -> DeltaGenerator | None:
+    """One photo's card: the photo and its top-5 (or why it cannot be read); returns the Grad-CAM slot."""
     with st.container(border=True):
         if prediction.error:
             left, right = st.columns([1, 2], vertical_alignment="center")
             left.markdown(f"**{prediction.name}**")
-            right.error(prediction.error, icon=":material/broken_image:")
-            return
+            right.error(errors.sentence(prediction.error), icon=":material/broken_image:")
+            return None
         left, middle, right = st.columns([1, 1, 2], vertical_alignment="center")
-        image = thumbnail(decode_image(data, prediction.name), 320)
         left.image(image, caption=prediction.name)
-        with middle:
-            explain(index, image, prediction)
         best, probability = prediction.top[0]
         right.markdown(f"Most likely **{best}** ({100 * probability:.1f}%)")
         right.plotly_chart(charts.prediction_bar(prediction.top), key=f"prediction_chart_{index}")
+        slot = middle.empty()
+        slot.caption(GRADCAM_FOLLOWS)
+        return slot
 
 
-class Explain:
-    """Draws the Grad-CAM overlay of one photo, for the class picked in its own selectbox."""
+def photo_thumbnail(data: bytes, name: str) -> np.ndarray:
+    return thumbnail(decode_image(data, name), 320)
 
-    def __init__(self, predictor: Predictor, model_key: tuple, alpha: float) -> None:
-        self.predictor, self.model_key, self.alpha = predictor, model_key, alpha
 
-    def __call__(self, index: int, image: np.ndarray, prediction: Prediction) -> None:
-        from core.inference.explain import overlay
+@st.fragment
+def explain(
+    index: int,
+    image: np.ndarray,
+    prediction: Prediction,
+    predictor: Predictor,
+    model_key: tuple,
+    explainer: engine.Loading[GradCam],
+) -> None:
+    """The Grad-CAM overlay of one photo, for the class picked in its own selectbox (reruns alone)."""
+    from core.inference.explain import overlay
 
-        names = self.predictor.class_names
-        top = dict(prediction.top)
-        chosen = st.selectbox(
-            "Explain class",
-            class_choices(names, prediction.top),
-            key=f"gradcam_class_{index}",
-            format_func=lambda i: f"{names[i]} ({100 * top[names[i]]:.1f}%)" if names[i] in top else names[i],
-            help="Grad-CAM: the parts of the photo that raised this class's score the most are red.",
-        )
-        with errors.shown():
-            explainer = load_explainer(*self.model_key, self.predictor)
-            with st.spinner(GRADCAM_SPINNER):
-                heatmap, explained = gradcam_heatmap(explainer, self.model_key, image, int(chosen))
-            st.image(overlay(image, heatmap, self.alpha), caption=f"Grad-CAM: {names[explained]}")
+    names = predictor.class_names
+    top = dict(prediction.top)
+    chosen = st.selectbox(
+        "Explain class",
+        class_choices(names, prediction.top),
+        key=f"gradcam_class_{index}",
+        format_func=lambda i: f"{names[i]} ({100 * top[names[i]]:.1f}%)" if names[i] in top else names[i],
+        help="Grad-CAM: the parts of the photo that raised this class's score the most are red.",
+    )
+    with errors.shown():
+        engine.wait_drawn(explainer, PREPARING_GRADCAM)
+        with st.spinner(GRADCAM_SPINNER):
+            heatmap, explained = gradcam_heatmap(explainer.result(), model_key, image, int(chosen))
+        alpha = st.session_state.get(OPACITY, DEFAULT_OPACITY)
+        st.image(overlay(image, heatmap, alpha), caption=f"Grad-CAM: {names[explained]}")
+
+
+def opacity_slider() -> None:
+    st.columns([1, 2])[0].slider(
+        "Grad-CAM opacity",
+        0.0,
+        1.0,
+        DEFAULT_OPACITY,
+        0.05,
+        key=OPACITY,
+        help="How strongly the heatmap is painted over each photo.",
+    )
 
 
 def choose_run(store: RunStore) -> RunRecord:
@@ -124,24 +177,27 @@ st.title("Predict")
 store = state.store()
 record = choose_run(store)
 items = photos()
+model = store.paths(record.id).model
+model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exists() else 0.0)
+# From now on in the background: the model, then Grad-CAM on it (traced once, its slow part).
+loading = model_loading(*model_key, store, engine.start())
+gradcam = explainer_loading(*model_key, loading)
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")
     st.stop()
-model = store.paths(record.id).model
-model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exists() else 0.0)
 with errors.shown(stop=True):
-    predictor = load_predictor(*model_key)
+    engine.wait_drawn(engine.start())
+    engine.wait_drawn(loading, f"Loading the model of run {record.id}…")
+    predictor = loading.result()
     with st.spinner("Looking at the photos…"):
-        results = predictor.predict_many(items, top_k=TOP_K)
-alpha = st.columns([1, 2])[0].slider(
-    "Grad-CAM opacity",
-    0.0,
-    1.0,
-    0.4,
-    0.05,
-    key="gradcam_alpha",
-    help="How strongly the heatmap is painted over each photo.",
-)
-explain = Explain(predictor, model_key, alpha)
-for index, ((_, data), prediction) in enumerate(zip(items, results, strict=True)):
-    show(index, data, prediction, explain)
+        results = predictions(predictor, model_key, items)
+opacity_slider()
+# Every photo's top-5 first, then the Grad-CAM overlays into the slots left beside them.
+images = [
+    None if p.error else photo_thumbnail(data, p.name) for (_, data), p in zip(items, results, strict=True)
+]
+slots = [show_top5(index, image, p) for index, (image, p) in enumerate(zip(images, results, strict=True))]
+for index, (image, prediction, slot) in enumerate(zip(images, results, slots, strict=True)):
+    if slot is not None:
+        with slot.container():
+            explain(index, image, prediction, predictor, model_key, gradcam)

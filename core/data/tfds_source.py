@@ -6,7 +6,11 @@ else `<workspace>/tensorflow_datasets`. Images are read as their stored JPEG
 bytes and decoded by core.data.images.decode_image, like every other image in
 PetLab. When the dataset is not prepared yet it is downloaded, after a quick
 network probe so that an offline machine gets an OfflineError at once instead
-of minutes of retries.
+of minutes of retries. The download reports its progress (megabytes downloaded,
+files extracted, examples written) through the usual progress callback: tfds
+draws tqdm bars, which `_tfds_bars_reported` turns into (stage, done, total) calls.
+tfds prepares into `incomplete.*` folders it renames at the end, so an interrupted
+preparation never looks prepared; `remove_incomplete` deletes what one left behind.
 
 Split sizes, labels and images all come from the same reading of the data
 (one `as_dataset` call per split, with the same decoders), never from the sizes
@@ -17,7 +21,12 @@ of generated examples, and PetLab must describe what it actually reads.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import re
+import shutil
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +88,19 @@ ALTERNATIVES = (
     "use --source oxford-files --path <folder with the original images> "
     "or --source folder --path <folder of class folders>"
 )
+# The same remedy in the dashboard's words (core.catalog.choices.SOURCE_LABELS names the sources).
+ALTERNATIVES_DASHBOARD = (
+    "choose the Oxford-IIIT Pet files or a folder of class folders as the dataset source in the sidebar"
+)
+# tfds's progress bars worth showing (a pattern of their description) and the stage each one reports.
+TFDS_BAR_STAGES = (
+    (re.compile(r"Dl Size"), "downloading the Oxford-IIIT Pet archives (MB)"),
+    (re.compile(r"Extraction completed"), "extracting the archives (files)"),
+    (re.compile(r"Generating (?P<split>\w+) examples"), "writing the {split} examples"),
+    (re.compile(r"Shuffling .*-(?P<split>\w+)\.tfrecord"), "shuffling the {split} examples"),
+)
+INCOMPLETE_PREFIX = "incomplete."  # tfds.core.constants.INCOMPLETE_PREFIX
+DOWNLOAD_TMP = re.compile(r"\.tmp\.[0-9a-f]{32}$")  # a download tfds had not finished: <name>.tmp.<uuid hex>
 
 
 class TfdsSource(DataSource):
@@ -234,33 +256,116 @@ def _download_and_prepare(builder: Any, data_dir: Path, progress: ProgressCallba
     if not download:
         raise NotFoundError(
             f"The Oxford-IIIT Pet dataset is not prepared in {data_dir}; allow the download, "
-            f"point {DATA_DIR_ENV} at a prepared copy, or {ALTERNATIVES}."
+            f"point {DATA_DIR_ENV} at a prepared copy, or {ALTERNATIVES}.",
+            dashboard=(
+                f"The Oxford-IIIT Pet dataset is not prepared in {data_dir} yet; download and prepare it "
+                f"here (about 800 MB), or {ALTERNATIVES_DASHBOARD}."
+            ),
         )
     if not check_reachable(download_url()):
-        raise OfflineError(
+        raise other_sources(
+            OfflineError,
             "The Oxford-IIIT Pet dataset is not on this machine and it cannot be downloaded (no network); "
-            f"{ALTERNATIVES}, or connect and try again."
+            "{other}, or connect and try again.",
         )
     stage = "downloading and preparing the Oxford-IIIT Pet dataset (about 800 MB)"
     progress(stage, 0, None)
     # try_download_gcs=False: fetch from the host just probed, not from a bucket that may be blocked.
     config = tfds.download.DownloadConfig(try_download_gcs=False)
+    downloads = os.fspath(data_dir / "downloads")
     try:
-        builder.download_and_prepare(download_dir=os.fspath(data_dir / "downloads"), download_config=config)
+        with _tfds_bars_reported(progress):
+            builder.download_and_prepare(download_dir=downloads, download_config=config)
     except _network_errors() as exc:
-        raise OfflineError(
+        raise other_sources(
+            OfflineError,
             f"Downloading the Oxford-IIIT Pet dataset failed ({type(exc).__name__}); "
-            f"check the connection and try again, or {ALTERNATIVES}."
+            "check the connection and try again, or {other}.",
         ) from None
     except OSError as exc:
+        reason = exc.strerror or exc
+        what = f"Preparing the Oxford-IIIT Pet dataset in {data_dir} failed ({reason}); free disk space"
         raise PetLabError(
-            f"Preparing the Oxford-IIIT Pet dataset in {data_dir} failed ({exc.strerror or exc}); "
-            f"free disk space or choose another folder with {DATA_DIR_ENV}."
+            f"{what} or choose another folder with {DATA_DIR_ENV}.",
+            dashboard=f"{what}, or give another TFDS data folder in the sidebar.",
         ) from None
-    missing = [split for split in ("train", "test") if split not in builder.info.splits]
+    missing = " and ".join(split for split in ("train", "test") if split not in builder.info.splits)
     if missing:
-        raise PetLabError(
-            f"Preparing the Oxford-IIIT Pet dataset in {data_dir} finished without its "
-            f"{' and '.join(missing)} split; delete that folder and prepare it again, or {ALTERNATIVES}."
+        raise other_sources(
+            PetLabError,
+            f"Preparing the Oxford-IIIT Pet dataset in {data_dir} finished without its {missing} split; "
+            "delete that folder and prepare it again, or {other}.",
         )
     progress(stage, 1, 1)
+
+
+def other_sources(error: type[PetLabError], sentence: str) -> PetLabError:
+    """`error` whose `sentence` offers the other sources at "{other}": as flags, and as sidebar choices
+    in the dashboard's wording."""
+    return error(
+        sentence.replace("{other}", ALTERNATIVES),
+        dashboard=sentence.replace("{other}", ALTERNATIVES_DASHBOARD),
+    )
+
+
+def bar_stage(description: str | None) -> str | None:
+    """The stage a tfds progress bar reports (TFDS_BAR_STAGES), or None for a bar not worth showing."""
+    for pattern, stage in TFDS_BAR_STAGES:
+        found = pattern.match(description or "")
+        if found:
+            return stage.format(**found.groupdict())
+    return None
+
+
+@contextlib.contextmanager
+def _tfds_bars_reported(progress: ProgressCallback) -> Iterator[None]:
+    """While inside, tfds's tqdm bars report to `progress` instead of drawing on the terminal.
+
+    tfds offers no progress callback, and every bar it draws comes from `tqdm_utils.tqdm_lib.tqdm`;
+    a tqdm subclass overriding `display` (tqdm's documented hook for other front ends) is put
+    there. Should a later tfds move it, preparation still works, reporting only its start and end.
+    """
+    from tensorflow_datasets.core.utils import tqdm_utils
+    from tqdm import std
+
+    class ReportingBar(std.tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **(kwargs | {"file": io.StringIO()}))  # nothing on the terminal
+
+        def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+            stage = bar_stage(self.desc)
+            if stage:
+                progress(stage, int(self.n), int(self.total) if self.total else None)
+            return True
+
+    if not hasattr(tqdm_utils, "tqdm_lib"):
+        yield
+        return
+    saved, tqdm_utils.tqdm_lib = tqdm_utils.tqdm_lib, types.SimpleNamespace(tqdm=ReportingBar)
+    try:
+        yield
+    finally:
+        tqdm_utils.tqdm_lib = saved
+
+
+def remove_incomplete(workspace: Path, path: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Delete what an interrupted preparation left in the tfds data folder; return what was deleted.
+
+    Only tfds's own unfinished work goes: `incomplete.*` folders and files of the dataset and of
+    the extraction, and `<archive>.tmp.<uuid>` download folders. Finished downloads stay, so the
+    next preparation does not fetch them again.
+    """
+    data_dir = tfds_data_dir(workspace, path)
+    removed = []
+    for top in (data_dir / DATASET, data_dir / "downloads"):
+        for folder, dirs, files in os.walk(top):
+            for name in [*dirs, *files]:
+                if name.startswith(INCOMPLETE_PREFIX) or DOWNLOAD_TMP.search(name):
+                    target = Path(folder) / name
+                    if target.is_dir():
+                        shutil.rmtree(target, ignore_errors=True)
+                    else:
+                        target.unlink(missing_ok=True)
+                    removed.append(target)
+            dirs[:] = [d for d in dirs if not d.startswith(INCOMPLETE_PREFIX) and not DOWNLOAD_TMP.search(d)]
+    return removed

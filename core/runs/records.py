@@ -1,5 +1,8 @@
 """What the registry holds about a run, as typed records: `RunRecord` and its live `Progress`.
 
+A run is a training run ("head", "finetune") or a data job ("prepare": download and prepare
+a data source in the worker); both share the queue, progress, cancel and liveness.
+
 The registry stores config, metrics and progress as JSON; these records are how every
 other layer reads them (`record.train.image_size`, `record.live.epoch`), so no page or
 command spells a JSON key.
@@ -12,8 +15,12 @@ from dataclasses import asdict, dataclass
 
 from core.config import DataConfig, FinetuneConfig, TrainConfig, from_dict
 
-RUN_KINDS = ("head", "finetune")
+TRAINING_KINDS = ("head", "finetune")
+# A job of the worker that downloads and prepares a data source (config: its DataConfig only).
+PREPARE = "prepare"
+RUN_KINDS = (*TRAINING_KINDS, PREPARE)
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("done", "failed", "cancelled")
 
 
@@ -65,6 +72,16 @@ class RunRecord:
     progress: dict  # live progress as stored; read it typed as `live`
     cancel_requested: bool
     broken: str | None = None  # why a done run's saved model cannot be used (core.runs.health)
+
+    @property
+    def trains(self) -> bool:
+        """Whether this run trains a model (a data job does not)."""
+        return self.kind in TRAINING_KINDS
+
+    @property
+    def active(self) -> bool:
+        """Whether the run waits in the queue or is running."""
+        return self.status in ACTIVE_STATUSES
 
     @property
     def data(self) -> DataConfig:

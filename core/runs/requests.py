@@ -1,8 +1,12 @@
-"""Run requests: validate a head-training, fine-tuning or resume request and queue it.
+"""Run requests: validate a head-training, fine-tuning, resume or data-preparation request and queue it.
 
 No TensorFlow: the dashboard queues runs from here and a worker process
 (core.training.worker) trains them. A failed run resumes from its per-epoch backup
 (core.runs.layout.RunBackup), which the trainer writes (core.training.callbacks) and this module reads.
+
+Downloading and preparing a data source is a "prepare" job of the same queue
+(core.training.prepare), so it runs in the worker, not in a page: a request for a source
+that is already queued or being prepared joins that job instead of starting a second download.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from core.catalog.augmentations import parse_spec
 from core.catalog.backbones import default_image_size, get_backbone
 from core.errors import BadInputError
 from core.runs.layout import RunBackup
+from core.runs.records import PREPARE, RunRecord
 from core.runs.store import RunStore
 
 
@@ -83,3 +88,40 @@ def check_schedule(patience: int, seed: int) -> None:
         raise BadInputError(f"Early-stopping patience is 0 (off) or more epochs, not {patience}.")
     if not 0 <= seed < 2**32:
         raise BadInputError(f"The seed must be a whole number from 0 to {2**32 - 1}, not {seed}.")
+
+
+def queue_prepare(store: RunStore, data: cfg.DataConfig) -> int:
+    """Queue downloading and preparing `data`'s source in the worker; returns the job's id.
+
+    A job already queued or running for the same source is joined: its id is returned and
+    nothing new is queued. (Two requests at the very same instant may both queue one; jobs
+    run one at a time, so the second finds the data prepared and ends at once.)
+    """
+    if data.source not in cfg.SOURCES:
+        raise BadInputError(f"Unknown source {data.source!r}; choose one of: {', '.join(cfg.SOURCES)}.")
+    running = prepare_job(store, data)
+    if running is not None:
+        return running.id
+    return store.create(PREPARE, {"data": cfg.to_dict(data)})
+
+
+def prepare_job(store: RunStore, data: cfg.DataConfig) -> RunRecord | None:
+    """The queued or running prepare job for `data`'s source (the oldest), or None."""
+    jobs = [r for r in store.list() if r.kind == PREPARE and r.active and same_source(r.data, data)]
+    return min(jobs, key=lambda r: r.id) if jobs else None
+
+
+def last_prepare_job(store: RunStore, data: cfg.DataConfig) -> RunRecord | None:
+    """The newest prepare job for `data`'s source, whatever its status, or None."""
+    return next((r for r in store.list() if r.kind == PREPARE and same_source(r.data, data)), None)
+
+
+def preparing(store: RunStore) -> RunRecord | None:
+    """The prepare job running now, if any: one small registry read (for a page drawn on every rerun)."""
+    active = store.active()
+    return active if active is not None and active.kind == PREPARE else None
+
+
+def same_source(a: cfg.DataConfig, b: cfg.DataConfig) -> bool:
+    """Whether two data settings read the same source (the same kind at the same path)."""
+    return (a.source, a.path or None) == (b.source, b.path or None)

@@ -1,4 +1,8 @@
-"""The Training page's tables: runs, curves, the run to follow and its time left.
+"""The Training page's tables: runs, curves, the run to follow and its time left; a data job's progress.
+
+Training tables list training runs only: a data job ("prepare", core.training.prepare) shares
+the registry and its queue but trains nothing, so it is shown by the Dataset page and the sidebar
+(`prepare_progress`), never as a run to follow, compare, fine-tune or predict with.
 
 Plain Python (numpy, pandas): no Streamlit, no TensorFlow.
 """
@@ -21,13 +25,18 @@ def _pct(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else 100 * value
 
 
+def training_runs(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The runs that train a model, in the given order (data jobs left out)."""
+    return [r for r in records if r.trains]
+
+
 def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
-    """The table of runs shown on the Training page, newest first.
+    """The table of training runs shown on the Training page, newest first.
 
     A done run whose saved model was deleted or damaged shows as "broken"; the note
     column says why, or why a run failed.
     """
-    return pd.DataFrame([_run_row(r) for r in records])
+    return pd.DataFrame([_run_row(r) for r in training_runs(records)])
 
 
 def _run_row(r: RunRecord) -> dict:
@@ -88,7 +97,7 @@ def result_summary(record: RunRecord) -> str:
 
 def predictable_runs(store: RunStore) -> list[RunRecord]:
     """Finished runs with a usable saved model (none broken), best validation accuracy first."""
-    runs = [r for r in store.list() if r.status == "done" and not r.broken]
+    runs = [r for r in training_runs(store.list()) if r.status == "done" and not r.broken]
     return sorted(runs, key=lambda r: (-(r.metrics.get("best_val_accuracy") or 0.0), -r.id))
 
 
@@ -98,12 +107,29 @@ def finetunable_runs(store: RunStore) -> list[RunRecord]:
 
 
 def current_run(records: list[RunRecord]) -> RunRecord | None:
-    """The run the live panel follows: the running one, else the oldest queued, else the newest."""
+    """The training run the live panel follows: the running one, else the oldest queued, else the newest."""
+    records = training_runs(records)
     for status in ("running", "queued"):
         matching = [r for r in records if r.status == status]
         if matching:
             return min(matching, key=lambda r: r.id)
     return records[0] if records else None
+
+
+def prepare_progress(job: RunRecord) -> tuple[float, str]:
+    """A data job's progress bar: (fraction done, one line of text), from its registry record."""
+    p = job.live
+    if job.status == "queued":
+        return 0.0, "Waiting for the worker to start preparing the dataset…"
+    fraction, text = 0.0, "starting to prepare the dataset…"
+    if p.stage and p.total:
+        fraction = min(1.0, (p.done or 0) / p.total)
+        text = f"{p.stage}: {p.done or 0} of {p.total}"
+    elif p.stage:
+        text = f"{p.stage}…"
+    if job.cancel_requested:
+        text = f"stopping: {text}"
+    return fraction, text[0].upper() + text[1:]
 
 
 def estimate_eta(

@@ -13,6 +13,10 @@ keeps the epochs already logged and adds the new ones. Because the best weights 
 disk too, and every epoch's batches and Dropout masks depend on (seed, epoch) alone, a
 resumed run ends with the weights an uninterrupted one would. The backup is deleted once a
 run ends normally (done or cancelled).
+
+The same queue holds data jobs ("prepare": download and prepare a data source, queued by the
+dashboard); `execute_run` hands them to core.training.prepare, so one job runs at a time and
+a training run queued behind a download starts once the data is there.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import time
 
 from core.errors import PetLabError
 from core.progress import ProgressCallback, no_progress
+from core.runs.records import PREPARE
 from core.runs.store import RunRecord, RunStore
 from core.training.callbacks import PROGRESS_INTERVAL_S, Printer
 from core.training.device import configure_device
 from core.training.finetune import finetune
 from core.training.fit import TrainingRun
 from core.training.head import train_head
+from core.training.prepare import execute_prepare
 
 INTERRUPTED = "Training was interrupted (Ctrl-C); resume it to continue."
 
@@ -63,7 +69,8 @@ def run_queue(
                 continue
             active = store.active()
             if active is not None and not announced:
-                say(f"waiting: run {active.id} is training; run {until} is queued behind it")
+                doing = "is training" if active.trains else "is preparing its data"
+                say(f"waiting: run {active.id} {doing}; run {until} is queued behind it")
                 announced = True
             time.sleep(poll_s)
             continue
@@ -79,11 +86,14 @@ def run_queue(
 def execute_run(
     store: RunStore, record: RunRecord, say: Printer = print, progress: ProgressCallback = no_progress
 ) -> None:
-    """Train one claimed run to its end, recording done / failed / cancelled.
+    """Train one claimed run (or carry out a data job) to its end, recording done / failed / cancelled.
 
     A full disk or an unwritable workspace fails the run with one clear sentence
     (a PetLabError); its backup stays, so it can be resumed once there is space.
     """
+    if record.kind == PREPARE:
+        execute_prepare(store, record, say, reporting_progress(store, record.id, progress))
+        return
     run = TrainingRun(store, record, say, reporting_progress(store, record.id, progress))
     try:
         configure_device()

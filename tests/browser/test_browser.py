@@ -4,8 +4,12 @@ One session goes through every page as a person would: it points the sidebar at 
 generated folder of class folders (Dataset), previews augmentations, sets a tiny
 recipe in the sidebar and starts head training (Training), waits until the live
 chart shows every epoch, then uploads a photo and reads the predicted classes
-(Predict). A screenshot of each page is saved under test-output/browser/. Any console
-error or uncaught exception in the page fails the test, as a Python exception does.
+(Predict). It asserts what a person sees, never how long it took: each page answered after
+its switch (its title drawn, its script finished), the live chart gained the epochs while the
+page stayed open, the top-5 appeared after the upload. A screenshot of each page is saved under
+test-output/browser/. Any console error or uncaught exception in the page fails the test, as a
+Python exception does. Starting the server and Chromium is shared with the latency benchmark
+(benchmarks/dashboard.py).
 
 The browser is Debian's Chromium (`/usr/bin/chromium`): Playwright's own browser
 download cannot work here. In CI (CI=true) a missing Chromium fails the test;
@@ -14,40 +18,36 @@ elsewhere it is skipped. Run it alone with `pytest -m browser`.
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from benchmarks.dashboard import (
+    CHROMIUM,
+    Server,
+    choose,
+    launch_chromium,
+    local_only_context,
+    server_env,
+    start_server,
+    stop_server,
+    type_in,
+    wait_drawn,
+    widget,
+)
+from benchmarks.dashboard import go_to as open_page
 from tests.conftest import REPO, save_image
 
-ROOT = REPO
-OUTPUT = ROOT / "test-output" / "browser"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+OUTPUT = REPO / "test-output" / "browser"
 CLASSES = {"cat", "dog", "rabbit"}  # the `class_folders` fixture (conftest.py)
 EPOCHS = 2
-# Seconds. The first page load imports TensorFlow (~5 s on a quiet machine, far more on a busy one).
+# Timeouts in seconds (never asserted on). The first page load imports TensorFlow (~5 s on a quiet
+# machine, far more on a busy one).
 SERVER_START = 60
 FIRST_RENDER = 120
 STEP = 60
@@ -58,47 +58,6 @@ pytestmark = pytest.mark.browser
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 60) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def stop_group(pid: int) -> None:
-    """Terminate a process group (SIGTERM, then SIGKILL after a grace period)."""
-    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-
-
-@dataclass
-class Dashboard:
-    url: str
-    workspace: Path
-    log: Path
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def logs(self) -> str:
-        worker = self.workspace / "logs" / "worker.log"
-        return f"--- streamlit log ---\n{tail(self.log)}\n--- worker log ---\n{tail(worker)}"
 
 
 @pytest.fixture
@@ -112,69 +71,18 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
+def dashboard(tmp_path: Path) -> Iterator[Server]:
     """`streamlit run app.py` on a free local port, with its own workspace; stopped with its worker."""
-    workspace = tmp_path / "workspace"
     OUTPUT.mkdir(parents=True, exist_ok=True)
     (OUTPUT / "failure.png").unlink(missing_ok=True)
-    log = OUTPUT / "streamlit.log"
-    port = free_port()
-    env = os.environ | {
-        "PETLAB_WORKSPACE": str(workspace),
-        "TFDS_DATA_DIR": str(tmp_path / "tfds"),  # empty: the default source is never downloaded
-        "PETLAB_DATA_ROOTS": str(tmp_path),  # the dashboard reads folders only inside its data roots
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    options = {
-        "--server.port": str(port),
-        "--server.address": "127.0.0.1",
-        "--server.headless": "true",
-        "--browser.gatherUsageStats": "false",
-        "--server.fileWatcherType": "none",
-    }
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", *itertools.chain(*options.items())]
-    started = time.monotonic()
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    board = Dashboard(f"http://127.0.0.1:{port}", workspace, log)
+    workspace = tmp_path / "workspace"
+    # The dashboard reads folders only inside its data roots: the generated data is in tmp_path.
+    env = server_env(workspace, [tmp_path], tmp_path / "tfds")
+    server = start_server(workspace, OUTPUT / "streamlit.log", env, timeout=SERVER_START)
     try:
-        deadline = time.monotonic() + SERVER_START
-        while True:
-            assert server.poll() is None, f"streamlit exited with {server.returncode}\n{board.logs()}"
-            try:
-                with urllib.request.urlopen(f"{board.url}/_stcore/health", timeout=2) as response:
-                    if response.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, f"no /_stcore/health after {SERVER_START} s\n{board.logs()}"
-            time.sleep(0.25)
-        board.timings["server healthy"] = time.monotonic() - started
-        yield board
+        yield server
     finally:
-        stop_group(server.pid)
-        server.wait(timeout=10)
-        stop_worker(workspace)
-
-
-def stop_worker(workspace: Path) -> None:
-    """Stop the training process the dashboard started (its own session), if it still runs."""
-    from core.runs.liveness import process_alive
-
-    try:
-        pid_text, _, start = (workspace / "logs" / "worker.pid").read_text().strip().partition(" ")
-    except OSError:
-        return
-    if process_alive(int(pid_text), start or None):
-        stop_group(int(pid_text))
+        stop_server(server)
 
 
 @dataclass
@@ -185,29 +93,21 @@ class Browser:
 
 
 @pytest.fixture
-def browser(chromium: Path, dashboard: Dashboard) -> Iterator[Browser]:
+def browser(chromium: Path, dashboard: Server) -> Iterator[Browser]:
     """A fresh headless Chromium page that may only talk to the dashboard's host."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        # launch() gives the browser a new, empty user-data-dir of its own.
-        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1440, "height": 1600})
-        tab = Browser(context.new_page())
-
-        def local_only(route):
-            if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
-                route.continue_()
-            else:
-                tab.blocked.append(route.request.url)
-                route.abort()
+        browser = launch_chromium(playwright, chromium)
+        blocked: list[str] = []
+        context = local_only_context(browser, blocked)
+        tab = Browser(context.new_page(), blocked=blocked)
 
         def console(message):
             if message.type == "error":
                 where = message.location.get("url", "")
                 tab.problems.append(f"console error: {message.text} (at {where})")
 
-        context.route("**/*", local_only)
         tab.page.set_default_timeout(STEP * 1000)
         expect.set_options(timeout=STEP * 1000)
         tab.page.on("pageerror", lambda exc: tab.problems.append(f"page error: {exc}"))
@@ -223,35 +123,10 @@ def browser(chromium: Path, dashboard: Dashboard) -> Iterator[Browser]:
 # -- driving Streamlit widgets ------------------------------------------------------------------
 
 
-def widget(page, key: str):
-    """The container Streamlit gives a keyed widget or chart (CSS class st-key-<key>).
-
-    Not a stale copy: while Streamlit reruns, an element that moved can linger at its old place.
-    """
-    return page.locator(f'.st-key-{key}:not([data-stale="true"])')
-
-
-def choose(page, key: str, option: str) -> None:
-    """Pick `option` (its label) in the selectbox `key`."""
-    from playwright.sync_api import expect
-
-    box = widget(page, key).get_by_role("combobox")
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    expect(box).to_have_value(option)
-
-
-def type_in(page, key: str, text: str) -> None:
-    """Type into the text or number input `key` and press Enter, as a person commits a value."""
-    field = widget(page, key).locator("input")
-    field.fill(text)
-    field.press("Enter")
-
-
 def go_to(page, title: str, path: str) -> None:
-    """Open a page through the sidebar navigation (same session: the sidebar settings hold)."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name=title).click()
-    page.wait_for_url(re.compile(rf"/{path}$"))
+    """Open a page through the sidebar and wait until it answered: its title drawn, its script done."""
+    open_page(page, title, path, STEP)
+    no_exception(page)
 
 
 PLOTS_JS = """plots => plots.map(plot =>
@@ -322,13 +197,20 @@ def screenshot(page, name: str) -> Path:
 # -- the test -----------------------------------------------------------------------------------
 
 
+def chart_points(page, key: str) -> list[list]:
+    """The x values of each trace of the chart `key` as drawn now (no chart yet: no traces)."""
+    return [
+        t["x"] for plot in page.locator(f".st-key-{key} .js-plotly-plot").evaluate_all(PLOTS_JS) for t in plot
+    ]
+
+
 def test_every_page_in_a_real_browser(
-    browser: Browser, dashboard: Dashboard, class_folders: Path, tmp_path: Path
+    browser: Browser, dashboard: Server, class_folders: Path, tmp_path: Path
 ):
     from playwright.sync_api import expect
 
     page = browser.page
-    timings = dashboard.timings
+    timings: dict[str, float] = {}  # printed for the person reading the log; never asserted on
     clock = time.monotonic()
     shown: list[list[int]] = []  # the epochs the live chart showed, as they came
 
@@ -340,7 +222,8 @@ def test_every_page_in_a_real_browser(
     try:
         # Dataset, the default page: point the sidebar at the generated folder of class folders.
         page.goto(dashboard.url + "/")
-        see(page, widget(page, "data_source").get_by_role("combobox"), FIRST_RENDER)
+        wait_drawn(page, "Dataset", FIRST_RENDER)
+        see(page, widget(page, "data_source").get_by_role("combobox"))
         lap("first render")
         choose(page, "data_source", "Folder of class folders")
         expect(widget(page, "data_path").get_by_text("Dataset folder")).to_be_visible()
@@ -392,6 +275,9 @@ def test_every_page_in_a_real_browser(
         widget(page, "start_head").get_by_role("button").click()
         expect(page.get_by_text(re.compile(r"Run 1 is queued|status running")).first).to_be_visible()
         expect(widget(page, "cancel_run").get_by_role("button")).to_be_visible()
+        # The training process has only just been started (it is still importing TensorFlow): no
+        # epoch is on the chart yet, so every point the chart shows below came while the page stayed.
+        assert not any(chart_points(page, "live_accuracy_chart")), chart_points(page, "live_accuracy_chart")
         lap("run queued")
         # The live chart grows epoch by epoch while the worker trains; wait until it shows them all.
         epochs = list(range(1, EPOCHS + 1))
@@ -408,7 +294,9 @@ def test_every_page_in_a_real_browser(
             return ended.first.inner_text() if ended.count() else None
 
         chart_traces(page, "live_accuracy_chart", all_epochs, TRAINING, run_failed)
+        # The chart gained points without a reload, epoch after epoch, never losing one.
         assert shown[-1] == epochs, shown
+        assert all(xs == epochs[: len(xs)] for xs in shown), shown
         lap("all epochs on the live chart")
         expect(page.get_by_text(re.compile(r"Run 1 is done: best validation accuracy \d"))).to_be_visible(
             timeout=TRAINING * 1000
@@ -428,6 +316,7 @@ def test_every_page_in_a_real_browser(
         expect(widget(page, "predict_run").get_by_role("combobox")).to_have_value(
             re.compile(r"^run 1 · mobilenetv3small · val ")
         )
+        expect(widget(page, "prediction_chart_0")).to_have_count(0)  # nothing ranked before the upload
         photo = save_image(tmp_path / "upload" / "my_pet.jpg", (200, 40, 40), size=(64, 48))
         widget(page, "predict_upload").locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
             photo

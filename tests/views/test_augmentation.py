@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.catalog.augmentations import AUGMENTATIONS
 from core.config import TrainConfig
 from core.runs.store import RunStore
 from tests.apptest import TINY, open_page, png_bytes, start_app
@@ -63,3 +64,37 @@ def test_preview_is_reproducible_and_varies_with_the_seed():
     assert any((a != b).any() for a, b in zip(first, other, strict=True))
     plain = preview_augmentations(image, "none", 3, seed=0, size=32)
     assert len(plain) == 3 and all((a == plain[0]).all() for a in plain)
+
+
+def test_the_controls_draw_at_once_and_the_preview_appears_once_the_engine_is_ready(workspace, monkeypatch):
+    import threading
+
+    from ui import engine
+
+    gate = threading.Event()
+    loading = engine.Loading(lambda: gate.wait(60) and engine.import_modules(), "test-engine")
+    monkeypatch.setattr(engine, "start", lambda: loading)
+    at = start_app()
+    open_page(at, "augmentation")
+    at.radio(key="aug_image_mode").set_value("upload").run()
+    assert not loading.ready() and len(at.checkbox) == len(AUGMENTATIONS)  # the controls did not wait
+    threading.Timer(1.0, gate.set).start()  # the engine becomes ready while the page waits for it
+    at.file_uploader(key="aug_upload").set_value(("mine.png", png_bytes(), "image/png")).run()
+    assert loading.ready() and not at.exception
+    assert len(at.image) == 9 and not at.info  # the preview, and no "Loading the model engine…" left
+
+
+def test_an_engine_that_cannot_load_leaves_the_controls_and_says_why(workspace, monkeypatch):
+    from ui import engine
+
+    broken = engine.Loading(lambda: engine.import_modules(("petlab_no_such_module",)), "test-engine")
+    monkeypatch.setattr(engine, "start", lambda: broken)
+    at = start_app()
+    open_page(at, "augmentation")
+    at.radio(key="aug_image_mode").set_value("upload").run()
+    at.file_uploader(key="aug_upload").set_value(("mine.png", png_bytes(), "image/png")).run()
+    assert not at.exception and not at.image
+    (error,) = [e.value for e in at.error]
+    assert error.startswith("The model engine (TensorFlow) could not be loaded")
+    at.checkbox(key="aug_rotation").check().run()  # the controls still work
+    assert at.session_state["augment_spec"] == "flip,rotation"

@@ -25,10 +25,6 @@ PAGES = {
 }
 
 
-# The Augmentation page previews with Keras' own augmentation layers, so it needs TensorFlow to draw.
-DRAWS_WITH_TENSORFLOW = {"augmentation"}
-
-
 def test_every_view_is_tested():
     assert sorted(path.stem for path in (REPO / "views").glob("*.py")) == sorted(PAGES)
 
@@ -46,9 +42,9 @@ def imported_at_load(page: str) -> list[str]:
     return modules
 
 
-@pytest.mark.parametrize("page", sorted(set(PAGES) - DRAWS_WITH_TENSORFLOW))
+@pytest.mark.parametrize("page", list(PAGES))
 def test_page_draws_without_importing_tensorflow(page):
-    """Evaluating, exporting and predicting import TensorFlow only once they are asked for."""
+    """No page imports TensorFlow to draw: the model engine (ui.engine) loads it in the background."""
     assert first_heavy_imports(imported_at_load(page)) == {}
 
 

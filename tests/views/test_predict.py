@@ -119,3 +119,87 @@ def test_predict_shows_grad_cam_for_the_top_class_and_any_other(explainable):
 
     at.slider(key="gradcam_alpha").set_value(0.0).run()  # no heatmap: the photo itself
     assert gradcam(at)[1] not in seen
+
+
+def test_several_photos_are_answered_in_one_batch_top5_first_then_grad_cam(trained_copy, monkeypatch):
+    import core.inference.explain
+    import core.inference.predict
+    import ui.charts
+
+    batches, drawn = [], []
+    Predictor, GradCam = core.inference.predict.Predictor, core.inference.explain.GradCam
+    real_probabilities, real_bar, real_gradcam = (
+        Predictor.probabilities,
+        ui.charts.prediction_bar,
+        GradCam.__call__,
+    )
+    monkeypatch.setattr(
+        Predictor, "probabilities", lambda self, x: batches.append(len(x)) or real_probabilities(self, x)
+    )
+    monkeypatch.setattr(ui.charts, "prediction_bar", lambda top: drawn.append("top-5") or real_bar(top))
+    monkeypatch.setattr(
+        GradCam,
+        "__call__",
+        lambda self, image, *a: (image.any() and drawn.append("grad-cam")) or real_gradcam(self, image, *a),
+    )
+    at = start_app()
+    open_page(at, "predict")
+    photos = [("red.png", png_bytes(), "image/png"), ("blue.jpg", jpeg_bytes(), "image/jpeg")]
+    photos += [
+        ("broken.jpg", b"not an image at all", "image/jpeg"),
+        ("green.png", png_bytes((40, 200, 40)), "image/png"),
+    ]
+    at.file_uploader(key="predict_upload").set_value(photos).run()
+    assert not at.exception
+
+    assert batches == [1, 3]  # the background load's blank warm-up image, then the three photos at once
+    for index in (0, 1, 3):
+        names = chart(at, f"prediction_chart_{index}")["data"][0]["y"]
+        assert len(names) == 5 and set(names) <= set(PET_BREEDS)
+    (error,) = texts(at.error)
+    assert error.startswith("broken.jpg is") and error.endswith(".")
+    assert sum(m.value.startswith("Most likely") for m in at.markdown) == 3
+    assert drawn == ["top-5"] * 3 + ["grad-cam"] * 3  # every top-5 is on screen before any Grad-CAM runs
+    assert len([i for i in at.image if i.proto.imgs[0].caption.startswith("Grad-CAM")]) == 3
+
+
+def test_choosing_a_run_loads_its_model_and_grad_cam_in_the_background(trained_copy, monkeypatch):
+    import time
+
+    import core.inference.explain
+    import core.inference.predict
+
+    loads, traced = [], []
+    real_load, real_gradcam = core.inference.predict.load_model, core.inference.explain.GradCam.__call__
+    monkeypatch.setattr(
+        core.inference.predict, "load_model", lambda path: loads.append(path) or real_load(path)
+    )
+    monkeypatch.setattr(
+        core.inference.explain.GradCam,
+        "__call__",
+        lambda self, *a: traced.append(1) or real_gradcam(self, *a),
+    )
+    at = start_app()
+    open_page(at, "predict")  # no photo yet
+    assert not at.exception and not at.error
+    deadline = time.monotonic() + 120
+    while not traced and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert loads == [RunPaths.of(trained_copy, 1).model] and traced == [1]
+    at.file_uploader(key="predict_upload").set_value(("cat.png", png_bytes(), "image/png")).run()
+    chart(at, "prediction_chart_0")
+    assert len(loads) == 1  # the photo used the model loaded in the background
+
+
+def test_an_engine_that_cannot_load_is_one_sentence_under_the_picker(trained_copy, monkeypatch):
+    from ui import engine
+
+    broken = engine.Loading(lambda: engine.import_modules(("petlab_no_such_module",)), "test-engine")
+    monkeypatch.setattr(engine, "start", lambda: broken)
+    at = start_app()
+    open_page(at, "predict")
+    at.file_uploader(key="predict_upload").set_value(("cat.png", png_bytes(), "image/png")).run()
+    assert not at.exception
+    (error,) = texts(at.error)
+    assert error.startswith("The model engine (TensorFlow) could not be loaded")
+    assert at.selectbox(key="predict_run").value == 1 and not at.get("plotly_chart")

@@ -1,7 +1,8 @@
 """Run requests: what the dashboard and the CLI may queue (core.runs.requests).
 
 Catches: a request the trainer would fail on minutes later (or train wrongly) being queued;
-a fine-tuning run not inheriting its parent's data and head settings.
+a fine-tuning run not inheriting its parent's data and head settings; a second request to
+prepare a dataset starting a second download instead of joining the job already under way.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import pytest
 
 from core import config as cfg
 from core.errors import BadInputError
-from core.runs.requests import queue_finetune_run, queue_head_run
+from core.runs.requests import preparing, queue_finetune_run, queue_head_run, queue_prepare
 from core.runs.store import RunStore
 
 DATA = cfg.DataConfig(source="folder", path="/data/pets")
@@ -65,3 +66,34 @@ def test_a_finetune_request_inherits_the_parents_data_and_head(trained_copy):
     assert (child.kind, child.parent) == ("finetune", 1)
     assert (child.data, child.train) == (parent.data, parent.train)
     assert child.finetune == cfg.FinetuneConfig(unfreeze="12", epochs=2)
+
+
+def test_a_prepare_request_joins_the_job_for_the_same_source_only(workspace):
+    store = RunStore(workspace)
+    tfds = cfg.DataConfig()
+    first = queue_prepare(store, tfds)
+    assert store.get(first).kind == "prepare" and store.get(first).data == tfds
+    assert (
+        queue_prepare(store, cfg.DataConfig(validation_fraction=0.2)) == first
+    )  # the split is not the source
+    elsewhere = queue_prepare(store, cfg.DataConfig(path="/other/tfds"))
+    folder = queue_prepare(store, DATA)
+    assert len({first, elsewhere, folder}) == 3
+    assert preparing(store) is None  # queued, not running
+
+    store.start(first)  # the worker claimed it
+    assert queue_prepare(store, tfds) == first
+    assert preparing(store).id == first
+    store.finish(first, "done")
+    again = queue_prepare(store, tfds)  # prepared once; asked again (its folder was deleted): a new job
+    assert again not in (first, elsewhere, folder)
+    store.request_cancel(again)
+    assert queue_prepare(store, tfds) not in (again, first)  # a cancelled job is not joined
+    with pytest.raises(BadInputError):
+        queue_prepare(store, cfg.DataConfig(source="imagenet"))
+
+
+def test_a_running_training_run_is_not_a_preparation(workspace):
+    store = RunStore(workspace)
+    store.start(queue_head_run(store, DATA, cfg.TrainConfig()))
+    assert preparing(store) is None

@@ -1,4 +1,5 @@
-"""core.tables.runs: the Training page's runs table, curves, followed run, results and time left."""
+"""core.tables.runs: the Training page's runs table, curves, followed run, results and time left; a data
+job's progress (and never a data job among the training runs)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.tables.runs import (
     format_duration,
     history_frame,
     predictable_runs,
+    prepare_progress,
     result_summary,
     runs_csv,
     runs_frame,
@@ -74,3 +76,30 @@ def test_result_summary_and_finished_runs(workspace):
     assert result_summary(store.get(first)) == "no metrics"
     # Both folders are missing, so both runs are broken: nothing to predict with or fine-tune.
     assert predictable_runs(store) == [] and finetunable_runs(store) == []
+
+
+def test_training_tables_leave_data_jobs_out(workspace):
+    store = RunStore(workspace)
+    done = store.create("head", {"train": {"backbone": "b"}}, status="done")
+    preparing = store.create("prepare", {"data": {"source": "tfds"}}, status="running")
+    queued = store.create("head", {"train": {"backbone": "b"}})
+    records = store.list()
+    assert current_run(records).id == queued  # the download runs, but the panel follows training
+    assert runs_frame(records)["run"].tolist() == [queued, done]
+    assert f"\n{preparing}," not in runs_csv(records)
+    store.finish(queued, "failed", error="x")
+    assert current_run(store.list()).id == queued  # the newest training run, not the newer job
+
+
+def test_prepare_progress_in_words(workspace):
+    store = RunStore(workspace)
+    job = store.create("prepare", {"data": {"source": "tfds"}})
+    assert prepare_progress(store.get(job)) == (0.0, "Waiting for the worker to start preparing the dataset…")
+    store.start(job)
+    assert prepare_progress(store.get(job)) == (0.0, "Starting to prepare the dataset…")
+    store.set_progress(job, stage="downloading the archives (MB)", done=200, total=800)
+    assert prepare_progress(store.get(job)) == (0.25, "Downloading the archives (MB): 200 of 800")
+    store.set_progress(job, stage="writing the train examples", done=5, total=None)
+    assert prepare_progress(store.get(job)) == (0.0, "Writing the train examples…")
+    store.request_cancel(job)
+    assert prepare_progress(store.get(job))[1] == "Stopping: writing the train examples…"

@@ -1,0 +1,97 @@
+"""The dataset download in the dashboard: the Dataset page's offer, progress and Cancel; the sidebar's note.
+
+Downloading and preparing a dataset is a job of the worker process (core.training.prepare),
+queued here (core.runs.requests.queue_prepare: a second request joins the running job) and
+followed through the registry only, so leaving or reloading a page never stops it, and every
+page and tab shows it. A panel polls once a second while a job is queued or running; with no
+job the sidebar costs one small registry read per rerun and polls nothing.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import streamlit as st
+
+from core.config import DataConfig
+from core.errors import NotFoundError
+from core.runs import worker_process as jobs
+from core.runs.requests import last_prepare_job, prepare_job, preparing, queue_prepare
+from core.runs.store import RunStore
+from core.tables.runs import prepare_progress
+from ui import errors, state
+
+DATA_PAGE = "views/dataset.py"
+DOWNLOAD_ICON = ":material/download:"
+
+
+def offer_download(store: RunStore, data: DataConfig, missing: NotFoundError) -> NoReturn:
+    """The tfds data is not prepared: follow the job preparing it, or offer to start one. Stops the page."""
+    job = prepare_job(store, data)
+    if job is not None:
+        job_panel(store, job.id, job.status)
+        st.stop()
+    last = last_prepare_job(store, data)
+    if last is not None and last.status == "failed":
+        errors.show(f"The last download did not finish: {last.error}")
+    elif last is not None and last.status == "cancelled":
+        st.caption("The last download was cancelled.")
+    st.info(errors.sentence(missing), icon=DOWNLOAD_ICON)
+    if st.button(
+        "Download and prepare the dataset", key="prepare_dataset", type="primary", icon=DOWNLOAD_ICON
+    ):
+        with errors.shown():
+            queue_prepare(store, data)
+            jobs.start_worker(store.workspace)
+            st.rerun()  # the page now follows the job
+    st.stop()
+
+
+@st.fragment(run_every=1)
+def job_panel(store: RunStore, job_id: int, status: str) -> None:
+    """The job's progress and its Cancel button, read from the registry every second.
+
+    When the job's status changes from `status` (it started, or ended) the whole page runs
+    again: the sidebar shows the job, or the page opens the prepared data or says why it failed.
+    """
+    job = store.get(job_id)
+    if job.status != status:
+        st.rerun()
+    fraction, text = prepare_progress(job)
+    st.progress(fraction, text=text)
+    st.caption(
+        "The download runs in the background: you can leave this page or close the tab; only Cancel stops it."
+    )
+    if job.status == "queued" and jobs.queue_stalled(store):
+        st.warning("No worker process is picking up the download (the worker stopped).")
+        if st.button("Start the worker", key="prepare_start_worker"):
+            with errors.shown():
+                jobs.start_worker(store.workspace)
+    if not job.cancel_requested:
+        st.button(
+            "Cancel the download",
+            key="cancel_prepare",
+            icon=":material/stop:",
+            on_click=store.request_cancel,
+            args=(job.id,),
+        )
+
+
+def sidebar_note() -> None:
+    """A compact note on every page while a dataset is being prepared (one small read when none is)."""
+    with errors.shown():
+        store = state.store()
+        job = preparing(store)
+        if job is not None:
+            sidebar_progress(store, job.id)
+
+
+@st.fragment(run_every=1)
+def sidebar_progress(store: RunStore, job_id: int) -> None:
+    """The running job's progress in the sidebar, read every second; the page runs again once it ends."""
+    job = store.get(job_id)
+    if not job.active:
+        st.rerun()
+    fraction, text = prepare_progress(job)
+    st.progress(fraction, text=f"Preparing the dataset · {text}")
+    st.page_link(DATA_PAGE, label="Follow it on the Dataset page", icon=DOWNLOAD_ICON)
