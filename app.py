@@ -16,7 +16,7 @@ os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 import streamlit as st
 
 from core import config as cfg
-from ui import sidebar, state
+from ui import engine, sidebar, state
 
 PAGES = (
     ("views/dataset.py", "Dataset", ":material/photo_library:"),
@@ -39,4 +39,7 @@ st.set_page_config(page_title="PetLab", page_icon="🐾", layout="wide")
 st.session_state.setdefault(state.AUGMENT, cfg.TRAIN.augment)
 page = navigation()
 sidebar.draw()
-page.run()
+try:
+    page.run()
+finally:  # also after a page's st.stop(): the TensorFlow side loads in the background once drawn
+    engine.start()

@@ -9,6 +9,9 @@ as pretrained weights would have, so predictions depend on the image.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import keras
 import numpy as np
 
@@ -94,3 +97,77 @@ def finished_head_run(workspace, data_folder) -> int:
     assert store.get(run_id).status == "done", store.get(run_id).error
     store.close()
     return run_id
+
+
+# -- a data set a head can learn, and a random backbone that sees it (experiments: finder, sweeps) --
+
+STRIPED_CLASSES = ("Abyssinian", "beagle", "Bengal")
+
+
+def striped_images(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, labels): class i is COLORS[i] in stripes of direction i (rows, columns, diagonals).
+
+    Each image has its own brightness and pixel noise: a random backbone's features of them
+    (`calibrated_backbone_weights`) separate the classes, not perfectly, for a head to learn.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % len(STRIPED_CLASSES)
+    rows, cols = np.mgrid[0:size, 0:size]
+    images = np.empty((count, size, size, 3), np.float32)
+    for index, label in enumerate(labels):
+        stripes = 0.55 + 0.45 * ((rows, cols, rows + cols)[label] % 6 < 3)
+        colour = COLORS[label] * rng.uniform(0.8, 1.05)
+        images[index] = stripes[..., None] * colour + rng.normal(0.0, 12.0, (size, size, 3))
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+def write_striped_folders(root: Path, per_class: int, size: int = 32, seed: int = 0) -> Path:
+    """`root/<class>/<n>.png` (lossless) of `striped_images`: a folder data source."""
+    from PIL import Image
+
+    images, labels = striped_images(per_class * len(STRIPED_CLASSES), size, seed)
+    for number, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / STRIPED_CLASSES[label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{number:03d}.png")
+    return root
+
+
+def calibrated_backbone_weights(path: Path, backbone: str = "mobilenetv3small", size: int = 32) -> Path:
+    """A weights file (Keras, no top) of a random backbone whose BatchNormalization saw `striped_images`."""
+    keras.utils.set_random_seed(0)
+    model = build_model(get_backbone(backbone), len(STRIPED_CLASSES), size, weights=None)
+    calibrate_batchnorm(model, striped_images(96, size, seed=1)[0].astype(np.float32))
+    backbone_of(model).save_weights(path)
+    return path
+
+
+def striped_experiment(folder: Path, per_class: int = 60):
+    """(DataConfig, TrainConfig) of `striped_images` in class folders and a calibrated random backbone.
+
+    Made once in `folder` (pass a session-wide folder to share them): 3 classes, the reference
+    split fractions (about 130 training, 14 validation and 36 test images), MobileNetV3Small at
+    32 px, batch 16, 3 epochs, patience 2.
+    """
+    from core import config as cfg
+
+    data, weights = folder / "striped", folder / "calibrated.weights.h5"
+    if not weights.is_file():
+        write_striped_folders(data, per_class)
+        calibrated_backbone_weights(weights)
+    train = cfg.TrainConfig(
+        backbone="mobilenetv3small", weights=str(weights), image_size=32, batch_size=16, epochs=3, patience=2
+    )
+    return cfg.DataConfig(source="folder", path=str(data)), train
+
+
+@functools.cache
+def striped_features(folder: Path):
+    """The HeadFeatures of `striped_experiment(folder)`, in `folder / "workspace"`, loaded once per process.
+
+    Tests that train heads on them share one feature extraction; each uses its own registry.
+    """
+    from core.training.head_features import load_head_features
+
+    data, train = striped_experiment(folder)
+    return load_head_features(data, train, folder / "workspace")

@@ -92,8 +92,14 @@ def running(store: RunStore, record: RunRecord, records: list[RunRecord]) -> Non
 
 def queued(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
     """Behind which run it waits; a button to start the worker when nothing picks the queue up."""
-    active = next((r for r in records if r.status == "running"), None)
-    behind = f" behind run {active.id}" if active else ""
+    download = (r for r in reversed(records) if r.status == "queued" and not r.trains and r.id < record.id)
+    active = next((r for r in records if r.status == "running"), None) or next(download, None)
+    if active is None:
+        behind = ""
+    elif active.trains:
+        behind = f" behind run {active.id}"
+    else:
+        behind = f" behind the dataset download (run {active.id})"
     text = f"Run {record.id} is queued{behind}; it starts when the worker is free."
     st.info(text, icon=STATUS_ICONS["queued"])
     if jobs.queue_stalled(store, records):
@@ -165,7 +171,7 @@ def cancel_control(store: RunStore, record: RunRecord) -> None:
 
 def queued_behind(record: RunRecord, records: list[RunRecord]) -> None:
     """Which other runs wait in the queue."""
-    waiting = sorted(r.id for r in records if r.status == "queued" and r.id != record.id)
+    waiting = sorted(r.id for r in records if r.status == "queued" and r.trains and r.id != record.id)
     if waiting:
         st.caption("Also queued: " + ", ".join(f"run {i}" for i in waiting))
 

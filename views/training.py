@@ -13,10 +13,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.data.tfds_source import tfds_prepared
 from core.runs import worker_process as jobs
-from core.runs.requests import queue_finetune_run, queue_head_run
+from core.runs.requests import queue_finetune_run, queue_head_run, queue_prepare
 from core.runs.store import RunStore
-from core.tables.runs import CURVE_METRICS, finetunable_runs, history_frame
+from core.tables.runs import CURVE_METRICS, finetunable_runs, history_frame, training_runs
 from ui import charts, errors, run_status, runs_table, state
 from ui.live import LiveView
 from ui.run_status import queued_toast
@@ -37,6 +38,9 @@ def start_head(store: RunStore) -> None:
         state.check_data_path()  # a path outside the data roots is refused with a message, not ignored
         if data.source != "tfds":  # a wrong folder fails here, not minutes later in the worker
             state.source_slot(data).open(download=False)
+        elif not tfds_prepared(state.workspace(), data.path):
+            # The download goes first, as its own job (shown on every page, Cancel-able); the run waits.
+            queue_prepare(store, data)
         run_id = queue_head_run(store, data, state.train_config())
         jobs.start_worker(store.workspace)
         queued_toast(store, run_id, "")
@@ -117,7 +121,7 @@ def live_panel(store: RunStore) -> None:
 
 
 def comparison(store: RunStore) -> None:
-    records = [r for r in store.list() if r.status != "queued"]
+    records = [r for r in training_runs(store.list()) if r.status != "queued"]
     if not records:
         return
     st.subheader("Compare runs")

@@ -226,6 +226,13 @@ def download_url() -> str:
         return DEFAULT_DOWNLOAD_URL
 
 
+def tfds_prepared(workspace: Path, path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether the reference dataset is prepared (tensorflow-datasets' check; imports no TensorFlow)."""
+    import tensorflow_datasets as tfds
+
+    return tfds.builder(DATASET, data_dir=os.fspath(tfds_data_dir(workspace, path))).is_prepared()
+
+
 def open_tfds(
     workspace: Path,
     config: DataConfig,

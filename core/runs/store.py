@@ -275,7 +275,7 @@ class RunStore:
         record, owner = record_of(row)
         if record.status == "running" and owner.gone():
             return shown_as_stale(record)
-        if record.status == "done":
+        if record.status == "done" and record.trains:
             problem = artifact_problem(record.id, self.paths(record.id))
             return replace(record, broken=problem) if problem else record
         return record

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from core.errors import PetLabError
 from core.runs.liveness import process_alive, process_start_time
@@ -90,6 +91,17 @@ def _spawn_core(arguments: list[str], log_path: Path, nice: int = 0) -> subproce
             close_fds=True,
             preexec_fn=(lambda: os.nice(nice)) if nice and os.name == "posix" else None,
         )
+
+
+def restart_this_process() -> NoReturn:
+    """Replace this worker with a fresh copy of itself: the same process id and arguments, new memory.
+
+    Whatever TensorFlow kept from earlier runs is gone (see core.training.worker's note on memory);
+    the dashboard still finds the worker by its pid file, since exec keeps the process and its start time.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "core", *sys.argv[1:]])
 
 
 def device_file(workspace: Path) -> Path:

@@ -12,7 +12,7 @@ epoch's order and flips, and every trainable Dropout's masks, depend on (seed, e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -122,8 +122,14 @@ def cacheable(augment: str) -> bool:
     return is_flip_only(augment) or not parse_spec(augment)
 
 
-def fit(run: TrainingRun, model: keras.Model, datasets: Datasets, plan: FitPlan) -> tuple[str, dict]:
-    """Fit with the reference callbacks; returns (status, metrics). Best weights are restored.
+def fit(
+    run: TrainingRun,
+    model: keras.Model,
+    datasets: Datasets,
+    plan: FitPlan,
+    also: Sequence[keras.callbacks.Callback] = (),
+) -> tuple[str, dict]:
+    """Fit with the reference callbacks (then `also`); returns (status, metrics). Best weights are restored.
 
     A run with a backup (see core.runs.requests.resume_run) continues after its last
     backed-up epoch, with the weights and optimizer state it had then, on the batches and
@@ -147,7 +153,7 @@ def fit(run: TrainingRun, model: keras.Model, datasets: Datasets, plan: FitPlan)
         initial_epoch=resumed,
         steps_per_epoch=train_steps,
         validation_steps=val_steps or None,
-        callbacks=_callbacks(run, plan, reporter),
+        callbacks=[*_callbacks(run, plan, reporter), *also],
         shuffle=False,  # the datasets draw their own order; Keras would only warn that it ignores this
         verbose=0,
     )

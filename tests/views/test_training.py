@@ -164,3 +164,16 @@ def test_a_worker_with_nothing_to_do_exits_after_lingering(workspace, monkeypatc
         assert "Traceback" not in jobs.log_tail(workspace)
     finally:
         stop_workers(workspace, worker)
+
+
+def test_a_head_run_on_the_unprepared_reference_data_waits_behind_its_download(workspace, spawned):
+    """Catches a head run that would download the dataset inside itself (no Cancel, no progress)."""
+    at = start_app(**TINY)  # the default source: tensorflow-datasets, not prepared in a new workspace
+    open_page(at, "training")
+    at.button(key="start_head").click().run()
+    at.button(key="start_head").click().run()  # a second run joins the same download
+    store = RunStore(workspace)
+    kinds = [(r.id, r.kind, r.status) for r in reversed(store.list())]
+    assert kinds == [(1, "prepare", "queued"), (2, "head", "queued"), (3, "head", "queued")]
+    assert spawned
+    assert "Run 2 is queued behind the dataset download (run 1)" in texts(at.info)[0]

@@ -130,3 +130,14 @@ def test_preparation_progress_reaches_the_registry(store, data, monkeypatch) -> 
     last = {stage: (done, total) for stage, done, total in stages}
     assert all(done == total for done, total in last.values())  # every stage's completion was recorded
     assert store.get(run_id).live.stage is None  # cleared once training started
+
+
+def test_a_worker_asking_for_a_fresh_process_stops_right_after_a_finetuning_run(store, data) -> None:
+    """Catches a lingering worker that keeps the memory a fine-tuning run leaves behind (0.3-0.5 GB)."""
+    head = queue_head_run(store, data, TINY)
+    assert run_queue(store, say=lambda line: None, fresh_after_finetune=True) is False  # head runs stay warm
+    tune = queue_finetune_run(store, head, cfg.FinetuneConfig(epochs=1, lr=1e-4))
+    after = queue_head_run(store, data, TINY)
+    assert run_queue(store, say=lambda line: None, fresh_after_finetune=True) is True
+    assert store.get(tune).status == "done" and store.get(after).status == "queued"  # left to the fresh one
+    assert run_queue(store, say=lambda line: None) is False and store.get(after).status == "done"

@@ -1,0 +1,62 @@
+"""The PetLab command line: every product action without a screen.
+
+Commands: data, train, lr-find, sweep, finetune, resume, evaluate, predict, export, runs,
+cancel, worker, device. Exit 0 on success; 2 on bad input (a usage error, a value out of
+range, an unknown run, backbone or file: a BadInputError) and 1 on any other failure (a run
+that failed or was cancelled, a full disk, no network), each with one clear line on stderr and
+no traceback. Defaults come from core.config.
+
+    parser        every command's options and the checks on their values
+    commands      data, single runs (train, finetune, resume, evaluate, predict, export) and the registry
+    experiments   lr-find and sweep: many heads on cached features
+
+Importing this package loads no TensorFlow: each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from core.cli import commands, experiments
+from core.cli.parser import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, build_parser
+from core.errors import BadInputError, PetLabError
+from core.runs.layout import EXPORT_FORMATS
+
+COMMANDS = {
+    "data": commands.cmd_data,
+    "train": commands.cmd_train,
+    "lr-find": experiments.cmd_lr_find,
+    "sweep": experiments.cmd_sweep,
+    "finetune": commands.cmd_finetune,
+    "resume": commands.cmd_resume,
+    "evaluate": commands.cmd_evaluate,
+    "predict": commands.cmd_predict,
+    "export": commands.cmd_export,
+    "runs": commands.cmd_runs,
+    "cancel": commands.cmd_cancel,
+    "worker": commands.cmd_worker,
+    "device": commands.cmd_device,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (a usage error exits 2 from the parser)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PetLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except BrokenPipeError:  # e.g. piped into `head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("error: interrupted; the run is marked failed and earlier runs are intact.", file=sys.stderr)
+        return EXIT_FAILED
+
+
+__all__ = ["COMMANDS", "EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "EXPORT_FORMATS", "build_parser", "main"]
