@@ -51,7 +51,7 @@ def open_oxford_files(
     root = require_path(path, "oxford-files")
     images_dir, annotations_dir = locate_folders(root, Path(workspace), progress or no_progress)
     if annotations_dir is not None and all((annotations_dir / name).is_file() for name in OFFICIAL_LISTS):
-        return _official_split_source(images_dir, annotations_dir, config)
+        return official_split_source(images_dir, annotations_dir, config)
     return _named_files_source(images_dir, config)
 
 
@@ -147,7 +147,8 @@ def _checked_members(tar: tarfile.TarFile, archive: Path) -> Iterator[tarfile.Ta
         yield member
 
 
-def _official_split_source(images_dir: Path, annotations_dir: Path, config: DataConfig) -> OxfordFilesSource:
+def official_split_source(images_dir: Path, annotations_dir: Path, config: DataConfig) -> OxfordFilesSource:
+    """The images listed in trainval.txt and test.txt, split and ordered exactly as tfds's reference split."""
     trainval = read_official_list(annotations_dir / "trainval.txt", images_dir)
     test = read_official_list(annotations_dir / "test.txt", images_dir)
     if not trainval or not test:

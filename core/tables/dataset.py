@@ -14,7 +14,8 @@ import pandas as pd
 from PIL import Image
 
 from core.config import SPLITS, DataConfig
-from core.data import DataSource, open_source, species
+from core.data import DataSource, species
+from core.data.sources import open_for_browsing
 from core.progress import ProgressCallback
 
 SPECIES_COLORS = {"cat": "#e4572e", "dog": "#2e86ab", "other": "#8d99ae"}
@@ -27,7 +28,9 @@ def species_of(class_name: str) -> str:
 
 @dataclass
 class SourceSlot:
-    """A data source opened at most once (thread-safe); a failed open is retried next time."""
+    """A data source opened at most once for the pages to browse (thread-safe); a failed open is
+    retried next time. A prepared reference dataset is read through its original files when tfds
+    kept them (core.data.sources.open_for_browsing), so the server needs no TensorFlow."""
 
     data: DataConfig
     workspace: Path
@@ -43,7 +46,7 @@ class SourceSlot:
         """Open the source (downloading it only if `download`), or return the one already open."""
         with self._lock:
             if self._source is None:
-                self._source = open_source(
+                self._source = open_for_browsing(
                     self.data.source,
                     self.data.path or None,
                     workspace=self.workspace,

@@ -12,6 +12,7 @@ from core.runs.requests import queue_prepare
 from core.runs.store import RunStore
 from tests.apptest import chart, start_app, texts
 from tests.conftest import PET_BREEDS, save_image, write_oxford_annotations, write_oxford_images
+from tests.core.data.tfds_layout import prepare_with_extracted_files
 
 
 def test_dataset_page_shows_counts_samples_and_one_image_at_full_size(workspace, pets):
@@ -123,6 +124,16 @@ def prepare_generated_tfds(tmp_path) -> None:
     )
     with fetch, mock.patch("core.data.tfds_source.check_reachable", return_value=True):
         open_source("tfds", workspace=tmp_path / "elsewhere", download=True)
+
+
+def test_a_downloaded_dataset_is_shown_from_the_files_tfds_extracted(workspace, tmp_path):
+    """The default first page once the data is downloaded: drawn from the originals, never with tf.data."""
+    prepare_with_extracted_files(tmp_path / "tfds", tmp_path / "elsewhere")  # the page's $TFDS_DATA_DIR
+    with mock.patch("core.data.tfds_source.open_tfds", side_effect=AssertionError("read with tf.data")):
+        at = start_app()
+    assert not at.exception
+    assert texts(at.metric) == ["37", "19", "2", "9"]  # the same counts as the prepared dataset's
+    assert len(at.image) == 12 + 1
 
 
 def test_dataset_page_bad_folder_gives_one_sentence_and_reload_reads_it_again(workspace, tmp_path):
