@@ -16,7 +16,7 @@ What it measures, each against the issue's target:
 3. Upload → top-5 on screen on the Predict page, for a finished tiny run (trained first): the first
    photo of a model (TensorFlow already loaded by the Augmentation page), another photo with the model
    loaded (a new browser session, the server's cached model), 8 photos at once, and the first photo on
-   a fresh server. "top-5 shown" stops when every photo's "Most likely …" line and top-5 chart are on
+   a fresh server. "top-5 shown" stops when every photo's "Most likely …" line and ranked top-5 bars are on
    screen; "page done" when the script has finished too (Grad-CAM included).
 
 Data: the Oxford sample photos (`--data`, the "oxford-files" source) when the folder holds Oxford-named
@@ -337,9 +337,9 @@ RESULTS_JS = """n => {
     const fresh = e => !e.closest('[data-stale="true"]');
     const lines = [...document.querySelectorAll('[data-testid="stMarkdownContainer"]')]
         .filter(e => fresh(e) && e.textContent.trim().startsWith('Most likely'));
-    const charts = [...document.querySelectorAll('[class*="st-key-prediction_chart_"] .js-plotly-plot')]
-        .filter(fresh);
-    return lines.length >= n && charts.length >= n;
+    const ranked = [...document.querySelectorAll('[class*="st-key-top5_"]')]
+        .filter(e => fresh(e) && e.querySelector('[data-testid="stProgress"]'));
+    return lines.length >= n && ranked.length >= n;
 }"""
 
 

@@ -64,3 +64,10 @@ def chart(at: AppTest, key: str) -> dict:
 
 def texts(elements) -> list[str]:
     return [element.value for element in elements]
+
+
+def missing_module() -> None:
+    """An engine import that fails as a broken installation would."""
+    import importlib
+
+    importlib.import_module("petlab_no_such_module")

@@ -17,7 +17,6 @@ are created later by the threads that run a model, at the normal priority.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import threading
 import time
@@ -30,8 +29,6 @@ from core.errors import PetLabError
 
 T = TypeVar("T")
 
-# What the pages that need a model import: prediction, Grad-CAM and the augmentation layers.
-ENGINE_MODULES = ("core.inference.predict", "core.inference.explain", "core.model.augmentation")
 ENGINE_NICENESS = 10
 LOADING_ENGINE = "Loading the model engine…"
 # How often a waiting page redraws its message, which is also when a rerun can interrupt it.
@@ -81,11 +78,17 @@ def lower_priority(niceness: int) -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
 
 
-def import_modules(modules: tuple[str, ...] = ENGINE_MODULES) -> None:
-    """Import the engine's modules; any failure becomes one sentence a person can act on."""
+def import_engine() -> None:
+    """What the pages that need a model import: prediction, Grad-CAM and the augmentation layers."""
+    import core.inference.explain
+    import core.inference.predict
+    import core.model.augmentation  # noqa: F401
+
+
+def import_modules(load: Callable[[], None] = import_engine) -> None:
+    """Import the engine's modules (`load`); any failure becomes one sentence a person can act on."""
     try:
-        for name in modules:
-            importlib.import_module(name)
+        load()
     except Exception as exc:
         raise PetLabError(
             f"The model engine (TensorFlow) could not be loaded ({type(exc).__name__}: {exc}); "

@@ -1,4 +1,5 @@
-"""Small Streamlit pieces shared by pages: a progress bar for core's callbacks, the finished-run picker."""
+"""Small Streamlit pieces shared by pages: a progress bar for core's callbacks, the finished-run picker,
+a photo's ranked predictions."""
 
 from __future__ import annotations
 
@@ -55,3 +56,14 @@ def pick_finished_run(
     by_id = {r.id: r for r in runs}
     chosen = st.selectbox(label, list(by_id), format_func=lambda i: run_label(by_id[i]), key=key)
     return by_id[chosen], runs
+
+
+def top_predictions(top: list[tuple[str, float]], key: str) -> None:
+    """Ranked (class, probability 0-1) pairs as one labelled bar each, in order, in a container keyed `key`.
+
+    Native bars rather than a plotly chart: they are on screen as soon as the page's delta arrives.
+    """
+    with st.container(key=key):
+        for name, probability in top:
+            # A float32 softmax can round a hair above 1, which st.progress refuses.
+            st.progress(min(max(probability, 0.0), 1.0), text=f"{name} · {100 * probability:.1f}%")

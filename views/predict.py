@@ -21,7 +21,7 @@ from core.runs.records import RunRecord
 from core.runs.store import RunStore
 from core.tables.dataset import thumbnail
 from core.tables.evaluation import class_choices
-from ui import charts, engine, errors, state, widgets
+from ui import engine, errors, state, widgets
 
 if TYPE_CHECKING:
     from core.inference.explain import GradCam
@@ -115,7 +115,8 @@ def show_top5(index: int, image: np.ndarray | None, prediction: Prediction) -> D
         left.image(image, caption=prediction.name)
         best, probability = prediction.top[0]
         right.markdown(f"Most likely **{best}** ({100 * probability:.1f}%)")
-        right.plotly_chart(charts.prediction_bar(prediction.top), key=f"prediction_chart_{index}")
+        with right:
+            widgets.top_predictions(prediction.top, f"top5_{index}")
         slot = middle.empty()
         slot.caption(GRADCAM_FOLLOWS)
         return slot

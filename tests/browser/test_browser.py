@@ -158,6 +158,12 @@ def broken(page):
     )
 
 
+def ranked_bar(text: str) -> tuple[str, float]:
+    """(class, percent) of one bar of a photo's top-5, from its label "class · 12.3%"."""
+    name, percent = text.strip().rsplit(" · ", 1)
+    return name, float(percent.rstrip("%"))
+
+
 def see(page, locator, timeout: float = STEP) -> None:
     """Wait until `locator` shows, failing at once (with the message) if the page broke instead."""
     from playwright.sync_api import expect
@@ -316,17 +322,22 @@ def test_every_page_in_a_real_browser(
         expect(widget(page, "predict_run").get_by_role("combobox")).to_have_value(
             re.compile(r"^run 1 · mobilenetv3small · val ")
         )
-        expect(widget(page, "prediction_chart_0")).to_have_count(0)  # nothing ranked before the upload
+        expect(widget(page, "top5_0")).to_have_count(0)  # nothing ranked before the upload
         photo = save_image(tmp_path / "upload" / "my_pet.jpg", (200, 40, 40), size=(64, 48))
         widget(page, "predict_upload").locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
             photo
         )
-        see(page, widget(page, "prediction_chart_0").locator(".js-plotly-plot"))
-        expect(page.get_by_text(re.compile(r"^Most likely (cat|dog|rabbit) \(\d+\.\d%\)$"))).to_be_visible()
+        bars = widget(page, "top5_0").locator('[data-testid="stProgress"]')
+        see(page, bars.first)
+        best = page.get_by_text(re.compile(r"^Most likely (cat|dog|rabbit) \(\d+\.\d%\)$"))
+        expect(best).to_be_visible()
         expect(page.get_by_text("my_pet.jpg", exact=True).first).to_be_visible()
-        (ranked,) = chart_traces(page, "prediction_chart_0", lambda traces: len(traces) == 1)
-        assert set(ranked["y"]) == CLASSES, ranked
-        assert abs(sum(ranked["x"]) - 100) < 1, ranked  # probabilities in %, over all three classes
+        expect(bars).to_have_count(len(CLASSES))  # the top-5 of a three-class model: every class
+        ranked = [ranked_bar(text) for text in bars.all_inner_texts()]
+        names, percents = [name for name, _ in ranked], [percent for _, percent in ranked]
+        assert set(names) == CLASSES and percents == sorted(percents, reverse=True), ranked
+        assert abs(sum(percents) - 100) < 1, ranked  # probabilities in %, over all three classes
+        assert best.inner_text() == f"Most likely {names[0]} ({percents[0]:.1f}%)", ranked
         images_loaded(page)
         no_exception(page)
         no_browser_errors(browser)

@@ -115,10 +115,3 @@ def test_label_counts_bar_keeps_the_table_order():
     assert list(figure.layout.xaxis.categoryarray) == ["pug", "Abyssinian"]
     assert figure.layout.xaxis.title.text == "breed" and figure.layout.yaxis.title.text == "images"
     assert {trace.name for trace in figure.data} == {"cat", "dog"}
-
-
-def test_prediction_bar_most_likely_on_top_in_percent():
-    figure = charts.prediction_bar([("pug", 0.75), ("beagle", 0.2)])
-    assert list(figure.data[0].x) == [75.0, 20.0]
-    assert list(figure.layout.yaxis.categoryarray) == ["beagle", "pug"]
-    assert list(figure.layout.xaxis.range) == [0, 100]

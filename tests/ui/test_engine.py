@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from core.errors import PetLabError
+from tests.apptest import missing_module
 from tests.test_layers import first_heavy_imports
 from ui import engine
 
@@ -22,7 +23,7 @@ def test_a_loading_job_runs_in_the_background_and_hands_over_its_value():
 
 
 def test_a_failed_job_raises_its_error_to_whoever_asks():
-    loading = engine.Loading(lambda: engine.import_modules(("petlab_no_such_module",)), "test-job")
+    loading = engine.Loading(lambda: engine.import_modules(missing_module), "test-job")
     assert loading.wait(60)
     with pytest.raises(PetLabError) as raised:
         loading.result()

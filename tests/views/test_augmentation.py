@@ -7,7 +7,7 @@ import numpy as np
 from core.catalog.augmentations import AUGMENTATIONS
 from core.config import TrainConfig
 from core.runs.store import RunStore
-from tests.apptest import TINY, open_page, png_bytes, start_app
+from tests.apptest import TINY, missing_module, open_page, png_bytes, start_app
 
 
 def test_augmentation_choices_change_the_spec_that_training_uses(workspace, pets, spawned):
@@ -87,7 +87,7 @@ def test_the_controls_draw_at_once_and_the_preview_appears_once_the_engine_is_re
 def test_an_engine_that_cannot_load_leaves_the_controls_and_says_why(workspace, monkeypatch):
     from ui import engine
 
-    broken = engine.Loading(lambda: engine.import_modules(("petlab_no_such_module",)), "test-engine")
+    broken = engine.Loading(lambda: engine.import_modules(missing_module), "test-engine")
     monkeypatch.setattr(engine, "start", lambda: broken)
     at = start_app()
     open_page(at, "augmentation")

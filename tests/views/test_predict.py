@@ -15,9 +15,16 @@ from PIL import Image
 
 from core.runs.layout import RunPaths
 from core.runs.store import RunStore
-from tests.apptest import chart, jpeg_bytes, open_page, png_bytes, start_app, texts
+from tests.apptest import jpeg_bytes, missing_module, open_page, png_bytes, start_app, texts
 from tests.conftest import PET_BREEDS
 from tests.tiny_models import CLASS_NAMES
+
+
+def ranked(at, index: int) -> list[tuple[str, float]]:
+    """(class, percent) of photo `index`'s top-5 bars, top to bottom, as the page labels them."""
+    bars = at.get_by_key(f"top5_{index}").progress
+    pairs = [bar.text.rsplit(" · ", 1) for bar in bars]
+    return [(name, float(percent.rstrip("%"))) for name, percent in pairs]
 
 
 def test_predict_gives_top5_for_uploads_and_a_message_for_a_bad_file(trained_copy, monkeypatch):
@@ -35,15 +42,18 @@ def test_predict_gives_top5_for_uploads_and_a_message_for_a_bad_file(trained_cop
         [("cat.png", png_bytes(), "image/png"), ("broken.jpg", b"not an image at all", "image/jpeg")]
     ).run()
     assert not at.exception
-    names = chart(at, "prediction_chart_0")["data"][0]["y"]
+    top = ranked(at, 0)
+    names = [name for name, _ in top]
     assert len(names) == 5 and set(names) <= set(PET_BREEDS)
+    assert [p for _, p in top] == sorted((p for _, p in top), reverse=True)  # most likely first
+    best = next(m.value for m in at.markdown if m.value.startswith("Most likely"))
+    assert best == f"Most likely **{names[0]}** ({top[0][1]:.1f}%)"
     assert "broken.jpg" in texts(at.error)[0] and len(at.error) == 1
-    assert any(m.value.startswith("Most likely") for m in at.markdown)
 
     at.toggle(key="use_camera").set_value(True).run()
     at.camera_input(key="camera_photo").upload("photo.jpg", jpeg_bytes()).run()
     assert not at.exception
-    chart(at, "prediction_chart_2")  # the camera photo, after the two uploads
+    assert len(ranked(at, 2)) == 5  # the camera photo, after the two uploads
     assert len(loads) == 1  # the model was loaded once and kept
 
 
@@ -124,19 +134,21 @@ def test_predict_shows_grad_cam_for_the_top_class_and_any_other(explainable):
 def test_several_photos_are_answered_in_one_batch_top5_first_then_grad_cam(trained_copy, monkeypatch):
     import core.inference.explain
     import core.inference.predict
-    import ui.charts
+    import ui.widgets
 
     batches, drawn = [], []
     Predictor, GradCam = core.inference.predict.Predictor, core.inference.explain.GradCam
-    real_probabilities, real_bar, real_gradcam = (
+    real_probabilities, real_top5, real_gradcam = (
         Predictor.probabilities,
-        ui.charts.prediction_bar,
+        ui.widgets.top_predictions,
         GradCam.__call__,
     )
     monkeypatch.setattr(
         Predictor, "probabilities", lambda self, x: batches.append(len(x)) or real_probabilities(self, x)
     )
-    monkeypatch.setattr(ui.charts, "prediction_bar", lambda top: drawn.append("top-5") or real_bar(top))
+    monkeypatch.setattr(
+        ui.widgets, "top_predictions", lambda top, key: drawn.append("top-5") or real_top5(top, key)
+    )
     monkeypatch.setattr(
         GradCam,
         "__call__",
@@ -154,10 +166,12 @@ def test_several_photos_are_answered_in_one_batch_top5_first_then_grad_cam(train
 
     assert batches == [1, 3]  # the background load's blank warm-up image, then the three photos at once
     for index in (0, 1, 3):
-        names = chart(at, f"prediction_chart_{index}")["data"][0]["y"]
+        names = [name for name, _ in ranked(at, index)]
         assert len(names) == 5 and set(names) <= set(PET_BREEDS)
     (error,) = texts(at.error)
     assert error.startswith("broken.jpg is") and error.endswith(".")
+    with pytest.raises(KeyError):
+        ranked(at, 2)  # the unreadable photo has its reason, no ranking
     assert sum(m.value.startswith("Most likely") for m in at.markdown) == 3
     assert drawn == ["top-5"] * 3 + ["grad-cam"] * 3  # every top-5 is on screen before any Grad-CAM runs
     assert len([i for i in at.image if i.proto.imgs[0].caption.startswith("Grad-CAM")]) == 3
@@ -187,14 +201,14 @@ def test_choosing_a_run_loads_its_model_and_grad_cam_in_the_background(trained_c
         time.sleep(0.1)
     assert loads == [RunPaths.of(trained_copy, 1).model] and traced == [1]
     at.file_uploader(key="predict_upload").set_value(("cat.png", png_bytes(), "image/png")).run()
-    chart(at, "prediction_chart_0")
+    assert len(ranked(at, 0)) == 5
     assert len(loads) == 1  # the photo used the model loaded in the background
 
 
 def test_an_engine_that_cannot_load_is_one_sentence_under_the_picker(trained_copy, monkeypatch):
     from ui import engine
 
-    broken = engine.Loading(lambda: engine.import_modules(("petlab_no_such_module",)), "test-engine")
+    broken = engine.Loading(lambda: engine.import_modules(missing_module), "test-engine")
     monkeypatch.setattr(engine, "start", lambda: broken)
     at = start_app()
     open_page(at, "predict")
@@ -202,4 +216,6 @@ def test_an_engine_that_cannot_load_is_one_sentence_under_the_picker(trained_cop
     assert not at.exception
     (error,) = texts(at.error)
     assert error.startswith("The model engine (TensorFlow) could not be loaded")
-    assert at.selectbox(key="predict_run").value == 1 and not at.get("plotly_chart")
+    assert at.selectbox(key="predict_run").value == 1
+    with pytest.raises(KeyError):
+        ranked(at, 0)  # no top-5 drawn

@@ -1,0 +1,25 @@
+"""ui.widgets.top_predictions under AppTest: a photo's ranked classes as labelled bars."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+
+def ranked_bars() -> None:
+    from ui.widgets import top_predictions
+
+    # 1.0000001: a float32 softmax rounded a hair above 1.
+    top_predictions([("pug", 1.0000001), ("beagle", 0.2), ("Abyssinian", 0.004)], "top5_0")
+    top_predictions([("beagle", 0.5)], "top5_1")
+
+
+def test_top_predictions_draws_one_labelled_bar_per_class_in_order_in_its_container():
+    at = AppTest.from_function(ranked_bars).run()
+    assert not at.exception, at.exception
+    bars = at.get_by_key("top5_0").progress
+    assert [(bar.text, bar.value) for bar in bars] == [
+        ("pug · 100.0%", 100),
+        ("beagle · 20.0%", 20),
+        ("Abyssinian · 0.4%", 0),
+    ]
+    assert [bar.text for bar in at.get_by_key("top5_1").progress] == ["beagle · 50.0%"]
