@@ -51,21 +51,33 @@ def training_curves(frame: pd.DataFrame, metric: str, color: str, title: str) ->
     """One metric's curves per epoch from core.tables.runs.history_frame; train dashed, validation solid.
 
     `color` is the column that tells the lines apart by colour ("split" for one run, "run" to compare).
+    Built from plain scatter traces, not plotly express: the live panel rebuilds it at every epoch, and
+    express takes 40-100 ms a figure where this takes a few.
     """
     part = frame[frame["metric"] == metric]
     last_epoch = int(part["epoch"].max()) if len(part) else 1
-    fig = px.line(
-        part,
-        x="epoch",
-        y="value",
-        color=color,
-        line_dash="split",
-        line_dash_map=SPLIT_DASHES,
-        markers=last_epoch <= MARKERS_UP_TO_EPOCHS,
+    mode = "lines+markers" if last_epoch <= MARKERS_UP_TO_EPOCHS else "lines"
+    palette = px.colors.qualitative.Plotly
+    fig = go.Figure()
+    for n, (group, lines) in enumerate(part.groupby(color, sort=False)):
+        for split, line in lines.groupby("split", sort=False):
+            fig.add_trace(
+                go.Scatter(
+                    x=line["epoch"].to_numpy(),
+                    y=line["value"].to_numpy(),
+                    mode=mode,
+                    name=str(split) if color == "split" else f"{group}, {split}",
+                    line={"color": palette[n % len(palette)], "dash": SPLIT_DASHES.get(str(split), "solid")},
+                    legendgroup=str(group),
+                )
+            )
+    fig.update_layout(
         title=title,
-        labels={"value": metric, "split": ""},
+        height=320,
+        margin={"t": 40, "b": 10},
+        xaxis=epoch_axis(last_epoch),
+        yaxis_title=metric,
     )
-    fig.update_layout(height=320, margin={"t": 40, "b": 10}, xaxis=epoch_axis(last_epoch))
     return fig
 
 
