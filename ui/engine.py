@@ -36,14 +36,18 @@ POLL_SECONDS = 0.25
 
 
 class Loading(Generic[T]):
-    """`make()` run once in a daemon thread; its value or its exception, for any thread that asks."""
+    """`make()` run once in a background thread; its value or its exception, for any thread that asks.
+
+    Not a daemon thread: at exit Python waits for it, because killing a thread in the middle of
+    importing TensorFlow or building a model aborts the whole process ("terminate called …").
+    """
 
     def __init__(self, make: Callable[[], T], name: str, niceness: int = 0) -> None:
         self._make, self._niceness = make, niceness
         self._done = threading.Event()
         self._value: T | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=False)
         self._thread.start()
 
     def _run(self) -> None:
