@@ -14,6 +14,8 @@ Progress goes to stderr; the table to stdout. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -91,14 +93,17 @@ def measure(args: argparse.Namespace, workspace: Path) -> list[tuple[str, int, f
         wait_done(store, run_id)
         time.sleep(1.0)  # let the worker settle back to waiting for the queue
         worker = jobs.running_worker(workspace)
-        rows.append((f"fine-tuning {n} (run {run_id})", worker or -1, process_rss_mb(worker) if worker else 0))
+        rows.append(
+            (f"fine-tuning {n} (run {run_id})", worker or -1, process_rss_mb(worker) if worker else 0)
+        )
         log(f"{rows[-1][0]}: worker {worker} at {rows[-1][2]:.0f} MB")
     return rows
 
 
 def report(rows: list[tuple[str, int, float]], args: argparse.Namespace) -> None:
     first = rows[1][2]
-    print(f"# Worker memory over {args.runs} fine-tuning runs in a row ({args.backbone}, {args.image_size} px)\n")
+    what = f"{args.backbone}, {args.image_size} px"
+    print(f"# Worker memory over {args.runs} fine-tuning runs in a row ({what})\n")
     print(machine_line(started_now(), {}))
     print("\n| after | worker pid | worker RSS | vs. after the 1st fine-tuning |")
     print("|---|---|---|---|")
@@ -122,9 +127,6 @@ def main() -> None:
         finally:
             worker = jobs.running_worker(workspace)
             if worker is not None:
-                import os
-                import signal
-
                 os.kill(worker, signal.SIGTERM)
 
 

@@ -4,34 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks import latency_table as table
 from benchmarks import ui_latency as bench
 from tests.conftest import save_image
 
 
 def test_percentiles_of_twenty_switches():
     seconds = [0.1 * n for n in range(1, 21)]  # 0.1 … 2.0
-    assert bench.percentile(seconds, 50) == 1.05
-    assert round(bench.percentile(seconds, 95), 3) == 1.905
-    assert bench.percentile([0.3], 95) == 0.3
+    assert table.percentile(seconds, 50) == 1.05
+    assert round(table.percentile(seconds, 95), 3) == 1.905
+    assert table.percentile([0.3], 95) == 0.3
 
 
 def test_switch_rows_need_both_p50_and_p95_within_target():
-    fast = bench.switch_row("a", [0.2] * 19 + [0.9], "")
-    slow_tail = bench.switch_row("b", [0.2] * 18 + [3.0, 3.0], "")
+    fast = table.switch_row("a", [0.2] * 19 + [0.9], "")
+    slow_tail = table.switch_row("b", [0.2] * 18 + [3.0, 3.0], "")
     assert (fast.met, round(fast.typical, 2)) == ("yes", 0.2)
     assert slow_tail.met == "MISS" and slow_tail.worst > 1
 
 
 def test_timing_rows_are_judged_on_the_median_and_show_the_worst():
-    row = bench.timing_row("first", [1.0, 1.5, 4.0], target_s=2.0)
+    row = table.timing_row("first", [1.0, 1.5, 4.0], target_s=2.0)
     assert (row.n, row.typical, row.worst, row.met, row.target) == (3, 1.5, 4.0, "yes", "≤ 2 s")
-    assert bench.timing_row("slow", [2.5], target_s=2.0).met == "MISS"
-    assert bench.timing_row("untargeted", [2.5]).met == ""
+    assert table.timing_row("slow", [2.5], target_s=2.0).met == "MISS"
+    assert table.timing_row("untargeted", [2.5]).met == ""
 
 
 def test_the_table_is_markdown_with_one_line_per_row():
-    rows = [bench.timing_row("first", [1.0], 2.0, "note"), bench.switch_row("a", [0.2, 0.4], "cpu")]
-    lines = bench.render(rows, ["header"]).splitlines()
+    rows = [table.timing_row("first", [1.0], 2.0, "note"), table.switch_row("a", [0.2, 0.4], "cpu")]
+    lines = table.render(rows, ["header"]).splitlines()
     assert lines[0] == "header"
     assert lines[1].startswith("| measure | n | p50 |") and lines[2].startswith("|---|")
     assert lines[3] == "| first | 1 | 1.00 s | 1.00 s | ≤ 2 s | yes | note |"
