@@ -9,14 +9,14 @@ The packages fall on two sides of one line, which `tests/test_layers.py` enforce
         progress    progress callbacks for long operations
         workspace   the workspace folder and atomic file writes
         cli         the command line (each command imports what it needs when it runs)
-        catalog/    what can be chosen: backbones, augmentation specs, the sidebar's lists
+        catalog/    what can be chosen: backbones, augmentation specs, the sidebar's lists, sweep settings
         data/       data sources, splits, image decoding and the decoded-image cache, zip import
         runs/       the run registry, run records and files, run requests, the worker process
         tables/     the tables the pages show, built from runs, reports and data sources
     ─────────────────────────────────────────────────────────────────────────────────
     TensorFlow: loaded by the training process, and by the server only for a page that needs a model
         model/      backbones from keras.applications, the reference head, augmentation layers
-        training/   the worker's training: datasets, feature cache, callbacks, head and fine-tuning
+        training/   the worker's training: datasets, feature cache, callbacks, head, fine-tuning, sweeps
         inference/  evaluation, prediction, Grad-CAM, export
 """
 

@@ -43,6 +43,7 @@ class TrainConfig:
     batch_size: int = 32
     patience: int = 5  # early stopping on val_loss; 0 turns it off
     dropout: float = 0.2
+    label_smoothing: float = 0.0  # not in the reference recipe: none (hard targets)
     augment: str = "flip"
     seed: int = 42
     # Train the head on cached backbone features when the augmentation allows it (none or flip):

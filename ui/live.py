@@ -5,7 +5,8 @@ read, core.runs.store.Revision); the runs, the followed run's history and the fi
 built from them are kept in the session and read or built again only when the part of
 the registry they come from changed. An idle poll reads no run and builds no figure, so
 the panel stays cheap with thousands of epochs and runs, and leaves the server free to
-answer clicks.
+answer clicks. A running (or queued) sweep or learning-rate finder pass is followed like a run;
+a sweep's members are not (the sweep's own progress names the setting and epoch).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class LiveView:
         elif now.progress != before.progress:
             self._reload_running(store)
             changed.add("progress")
-        self.followed = current_run(self.records)
+        self.followed = followed_run(self.records)
         if self.followed is not None and (self.followed.id, now.epochs) != self.curves_of:
             self._build_curves(store, self.followed.id)
             self.curves_of = (self.followed.id, now.epochs)
@@ -64,3 +65,12 @@ class LiveView:
             if frame.empty
             else {m: charts.training_curves(frame, m, "split", m.capitalize()) for m in CURVE_METRICS}
         )
+
+
+def followed_run(records: list[RunRecord]) -> RunRecord | None:
+    """The running run or experiment, else the oldest queued one, else the newest training run."""
+    for status in ("running", "queued"):
+        matching = [r for r in records if r.status == status and (r.trains or r.experiment)]
+        if matching:
+            return min(matching, key=lambda r: r.id)
+    return current_run(records)

@@ -2,6 +2,8 @@
 
 Every panel reads the typed run record (core.runs.records: `record.live` for progress) and
 has the same signature, so `show` picks one by the status a person sees ("broken" included).
+A sweep or a learning-rate finder pass is followed like a run: a sweep's bar says which
+setting and epoch it is at, and a cancel stops it before the next setting.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import streamlit as st
 
 from core.errors import PetLabError
 from core.runs import worker_process as jobs
-from core.runs.records import RunRecord
+from core.runs.records import LR_FIND, PREPARE, SWEEP, RunRecord
 from core.runs.requests import resumable_epoch, resume_run
 from core.runs.store import RunStore
 from core.tables.runs import epoch_seconds, estimate_eta, format_duration, result_summary
+from core.tables.sweeps import sweep_progress
 from ui import errors, state
 
 STATUS_ICONS = {
@@ -50,9 +53,20 @@ def resume(store: RunStore, run_id: int) -> None:
     queued_toast(store, run_id, f" to resume after epoch {done}")
 
 
+def describe_kind(record: RunRecord) -> str:
+    """What a run does, in words: 'head training', 'fine-tuning of run 2', 'sweep of 12 settings'."""
+    if record.kind == SWEEP:
+        return f"sweep of {len(record.config.get('sweep', {}).get('settings', []))} settings"
+    if record.kind == LR_FIND:
+        return "learning-rate finder"
+    if record.kind == "finetune":
+        return f"fine-tuning of run {record.parent}"
+    return "head training" if record.parent is None else f"head training (winner of sweep {record.parent})"
+
+
 def heading(record: RunRecord) -> str:
     """'#### <icon> Run 3: fine-tuning of run 2 · mobilenetv3small · status **running**'."""
-    what = f"fine-tuning of run {record.parent}" if record.kind == "finetune" else "head training"
+    what = describe_kind(record)
     icon = STATUS_ICONS.get(record.shown_status, "")
     return f"#### {icon} Run {record.id}: {what} · {record.train.backbone} · status **{record.shown_status}**"
 
@@ -79,7 +93,10 @@ def finished_epoch_seconds(store: RunStore, record: RunRecord) -> list[float]:
 def running(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
     """A bar: preparing (a stage with counts, if reported), then epoch and batch with the time left."""
     p = record.live
-    if p.training:
+    if record.kind == SWEEP:
+        fraction, text = sweep_progress(record)
+        st.progress(fraction, text=text)
+    elif p.training:
         step = p.step or 0
         text = f"Epoch {p.epoch} of {p.epochs} · batch {step} of {p.steps} · {eta_text(store, record)}"
         st.progress(min(1.0, step / p.steps), text=text)
@@ -92,14 +109,19 @@ def running(store: RunStore, record: RunRecord, records: list[RunRecord]) -> Non
 
 def queued(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
     """Behind which run it waits; a button to start the worker when nothing picks the queue up."""
-    download = (r for r in reversed(records) if r.status == "queued" and not r.trains and r.id < record.id)
-    active = next((r for r in records if r.status == "running"), None) or next(download, None)
+    download = (
+        r for r in reversed(records) if r.status == "queued" and r.kind == PREPARE and r.id < record.id
+    )
+    running = (
+        r for r in records if r.status == "running" and (r.trains or r.experiment or r.kind == PREPARE)
+    )
+    active = next(running, None) or next(download, None)
     if active is None:
         behind = ""
-    elif active.trains:
-        behind = f" behind run {active.id}"
-    else:
+    elif active.kind == PREPARE:
         behind = f" behind the dataset download (run {active.id})"
+    else:
+        behind = f" behind run {active.id}"
     text = f"Run {record.id} is queued{behind}; it starts when the worker is free."
     st.info(text, icon=STATUS_ICONS["queued"])
     if jobs.queue_stalled(store, records):
@@ -109,7 +131,17 @@ def queued(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None
 
 
 def done(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
-    st.success(f"Run {record.id} is done: {result_summary(record)}.", icon=STATUS_ICONS["done"])
+    st.success(f"Run {record.id} is done: {done_summary(record)}.", icon=STATUS_ICONS["done"])
+
+
+def done_summary(record: RunRecord) -> str:
+    """A finished run's results in words; an experiment's say what it found."""
+    if record.kind == LR_FIND:
+        lr = record.metrics.get("suggested_lr")
+        return "no learning rate to suggest" if lr is None else f"suggested learning rate {lr:.2g}"
+    if record.kind == SWEEP and record.metrics.get("winner") is not None:
+        return f"the winner is run {record.metrics['winner']}, {result_summary(record)}"
+    return result_summary(record)
 
 
 def broken(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
@@ -134,6 +166,10 @@ def failed(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None
 
 def cancelled(store: RunStore, record: RunRecord, records: list[RunRecord]) -> None:
     text = f"Run {record.id} was cancelled; the best weights so far are kept."
+    if record.kind == SWEEP:
+        winner = record.metrics.get("winner")
+        kept = f"; the best of them is run {winner}" if winner is not None else ""
+        text = f"Sweep {record.id} was cancelled; the settings that finished are kept{kept}."
     st.warning(text, icon=STATUS_ICONS["cancelled"])
 
 
@@ -158,7 +194,10 @@ def worker_log(store: RunStore) -> None:
 def cancel_control(store: RunStore, record: RunRecord) -> None:
     """The Cancel button of a queued or running run, or the note that it is stopping."""
     if record.cancel_requested:
-        st.warning("Stopping at the next batch; the best weights so far are kept.")
+        if record.kind == SWEEP:
+            st.warning("Stopping after the current setting; the settings that finished are kept.")
+        else:
+            st.warning("Stopping at the next batch; the best weights so far are kept.")
         return
     st.button(
         "Cancel run",
@@ -171,7 +210,9 @@ def cancel_control(store: RunStore, record: RunRecord) -> None:
 
 def queued_behind(record: RunRecord, records: list[RunRecord]) -> None:
     """Which other runs wait in the queue."""
-    waiting = sorted(r.id for r in records if r.status == "queued" and r.trains and r.id != record.id)
+    waiting = sorted(
+        r.id for r in records if r.status == "queued" and (r.trains or r.experiment) and r.id != record.id
+    )
     if waiting:
         st.caption("Also queued: " + ", ".join(f"run {i}" for i in waiting))
 

@@ -15,7 +15,8 @@ import streamlit as st
 
 from core import config as cfg
 from core.catalog.backbones import default_image_size
-from core.catalog.choices import TOP_LAYERS_SUGGESTION, unfreeze_choice
+from core.catalog.choices import LR_CHOICES, TOP_LAYERS_SUGGESTION, unfreeze_choice
+from core.catalog.experiments import nearest_on_log_scale
 from core.data.roots import data_roots as _data_roots
 from core.data.roots import redact_paths, resolve_within_roots
 from core.errors import PetLabError
@@ -154,3 +155,8 @@ def finetune_config() -> cfg.FinetuneConfig:
 def redact(message: str) -> str:
     """`message` without the server's absolute paths (core.data.roots.redact_paths)."""
     return redact_paths(message, data_roots())
+
+
+def use_lr(value: float) -> None:
+    """Put a learning rate in the sidebar's widget: the nearest it offers (a callback: before it is drawn)."""
+    st.session_state[LR] = nearest_on_log_scale(value, LR_CHOICES)

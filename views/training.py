@@ -1,4 +1,4 @@
-"""Training page: start head training or fine-tuning, follow the run live, compare runs.
+"""Training page: start head training or fine-tuning, follow the run live, experiment, compare runs.
 
 Runs execute in a separate worker process (core.runs.worker_process); this page only queues
 them and reads the registry, so a run keeps going when the page is left,
@@ -6,6 +6,7 @@ reloaded or the server restarts, and runs started from a terminal show up too.
 Every browser session sees the same runs; a run started while another one
 trains waits in the queue, and the page says so. A failed run that finished at
 least one epoch can be resumed from its backup (ui.run_status); the runs table downloads as CSV.
+Experiments on cached features, the learning-rate finder and sweeps, are queued and shown by ui.sweep.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.data.tfds_source import tfds_prepared
 from core.runs import worker_process as jobs
-from core.runs.requests import queue_finetune_run, queue_head_run, queue_prepare
+from core.runs.records import RunRecord
+from core.runs.requests import queue_finetune_run, queue_head_run
 from core.runs.store import RunStore
 from core.tables.runs import CURVE_METRICS, finetunable_runs, history_frame, training_runs
-from ui import charts, errors, run_status, runs_table, state
+from ui import charts, errors, run_status, runs_table, state, sweep
 from ui.live import LiveView
 from ui.run_status import queued_toast
 
@@ -33,15 +34,8 @@ def settings_summary(values: dict[str, object]) -> None:
 
 
 def start_head(store: RunStore) -> None:
-    data = state.data_config()
     with errors.shown():
-        state.check_data_path()  # a path outside the data roots is refused with a message, not ignored
-        if data.source != "tfds":  # a wrong folder fails here, not minutes later in the worker
-            state.source_slot(data).open(download=False)
-        elif not tfds_prepared(state.workspace(), data.path):
-            # The download goes first, as its own job (shown on every page, Cancel-able); the run waits.
-            queue_prepare(store, data)
-        run_id = queue_head_run(store, data, state.train_config())
+        run_id = queue_head_run(store, sweep.data_for_runs(store), state.train_config())
         jobs.start_worker(store.workspace)
         queued_toast(store, run_id, "")
 
@@ -120,8 +114,20 @@ def live_panel(store: RunStore) -> None:
     runs_table.runs_table(view.table, view.table_csv)
 
 
-def comparison(store: RunStore) -> None:
-    records = [r for r in training_runs(store.list()) if r.status != "queued"]
+def experiments(store: RunStore, records: list[RunRecord]) -> None:
+    """The learning-rate finder and sweeps: many heads on the cached features of the sidebar's data."""
+    st.subheader("Experiments on cached features")
+    with st.container(border=True):
+        sweep.lr_finder(store, records)
+    with st.expander(
+        "Sweep: train a head per setting, keep the best by validation", icon=":material/grid_view:"
+    ):
+        sweep.sweep_form(store)
+    sweep.sweep_results(store, records)
+
+
+def comparison(store: RunStore, records: list[RunRecord]) -> None:
+    records = [r for r in training_runs(records) if r.status != "queued"]
     if not records:
         return
     st.subheader("Compare runs")
@@ -141,4 +147,6 @@ with head, st.container(border=True):
 with tune, st.container(border=True):
     finetune_section(store)
 live_panel(store)
-comparison(store)
+all_runs = store.list()
+experiments(store, all_runs)
+comparison(store, all_runs)

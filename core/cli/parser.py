@@ -139,6 +139,7 @@ def _add_train(commands) -> None:
     p.add_argument("--batch-size", type=POSITIVE, default=t.batch_size)
     _add_patience(p, t.patience)
     p.add_argument("--dropout", type=DROPOUT, default=t.dropout)
+    _add_label_smoothing(p)
     p.add_argument(
         "--no-feature-cache",
         dest="feature_cache",
@@ -154,7 +155,7 @@ def _add_experiments(commands) -> None:
     _add_model(p)
     p.add_argument("--batch-size", type=POSITIVE, default=t.batch_size)
     p.add_argument("--dropout", type=DROPOUT, default=t.dropout)
-    p.add_argument("--label-smoothing", type=LABEL_SMOOTHING, default=_reference("label_smoothing"))
+    _add_label_smoothing(p)
     p = commands.add_parser(
         "sweep", help="train a head per setting on cached features; promote the best by validation"
     )
@@ -166,7 +167,7 @@ def _add_experiments(commands) -> None:
             dest=f"sweep_{name}",
             type=_swept(value),
             metavar="A,B,…|LOW:HIGH",
-            help=f"values to try (default {_reference(name)}); a range needs --random",
+            help=f"values to try (default {getattr(cfg.TRAIN, name)}); a range needs --random",
         )
     p.add_argument(
         "--random",
@@ -176,9 +177,13 @@ def _add_experiments(commands) -> None:
     )
 
 
-def _reference(name: str) -> float:
-    """The reference value of a head setting (label smoothing, not in the reference recipe: none)."""
-    return getattr(cfg.TRAIN, name, 0.0)
+def _add_label_smoothing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--label-smoothing",
+        type=LABEL_SMOOTHING,
+        default=cfg.TRAIN.label_smoothing,
+        help="smooth the loss's targets by this fraction (default: none)",
+    )
 
 
 def _add_finetune(commands) -> None:

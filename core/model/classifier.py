@@ -150,11 +150,20 @@ def _inputs_of(operation: keras.Operation) -> list:
     return keras.tree.flatten(operation.input)
 
 
-def compile_model(model: keras.Model, lr: float) -> None:
-    """Adam, categorical cross-entropy, accuracy and top-5 accuracy, as in the reference."""
+def compile_model(
+    model: keras.Model,
+    lr: float | keras.optimizers.schedules.LearningRateSchedule,
+    label_smoothing: float = 0.0,
+) -> None:
+    """Adam, categorical cross-entropy, accuracy and top-5 accuracy, as in the reference.
+
+    `lr` is a rate or a Keras schedule. With `label_smoothing` ε the loss compares the
+    predictions with the targets y(1 - ε) + ε/K (training and validation alike); accuracy
+    still counts the true class.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=lr),
-        loss=keras.losses.CategoricalCrossentropy(),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
         metrics=[
             keras.metrics.CategoricalAccuracy(name="accuracy"),
             keras.metrics.TopKCategoricalAccuracy(k=5, name="top5_accuracy"),

@@ -9,6 +9,7 @@
         history.csv          the same, written by Keras' CSVLogger while training
         evaluation.json      the test-split report (core.inference.evaluate)
         tensorboard/         TensorBoard logs
+        lr_curve.csv         a learning-rate finder job's curve: lr, loss (smoothed), raw_loss
         backup/              while training: the per-epoch backup a resume starts from
         export/              exported models and labels.txt (core.inference.export):
             model.keras, savedmodel/, model.tflite, model_quantized.tflite, labels.txt
@@ -77,6 +78,11 @@ class RunPaths:
     @property
     def evaluation(self) -> Path:
         return self.folder / "evaluation.json"
+
+    @property
+    def lr_curve(self) -> Path:
+        """The curve of a learning-rate finder job (core.training.lr_finder): CSV lr, loss, raw_loss."""
+        return self.folder / "lr_curve.csv"
 
     @property
     def tensorboard(self) -> Path:

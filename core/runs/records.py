@@ -1,7 +1,11 @@
 """What the registry holds about a run, as typed records: `RunRecord` and its live `Progress`.
 
-A run is a training run ("head", "finetune") or a data job ("prepare": download and prepare
-a data source in the worker); both share the queue, progress, cancel and liveness.
+A run is a training run ("head", "finetune"), a data job ("prepare": download and prepare
+a data source in the worker) or an experiment on cached features: a learning-rate finder pass
+("lr_find", its curve in the run's folder) or a sweep ("sweep"), whose heads are its "member"
+runs (parent: the sweep); the sweep's winner is promoted to a normal "head" run (parent: the
+sweep). All share the queue, progress, cancel and liveness. Only training runs (`trains`) keep
+a model: they are the runs a page lists, follows, compares, evaluates, fine-tunes and exports.
 
 The registry stores config, metrics and progress as JSON; these records are how every
 other layer reads them (`record.train.image_size`, `record.live.epoch`), so no page or
@@ -18,7 +22,9 @@ from core.config import DataConfig, FinetuneConfig, TrainConfig, from_dict
 TRAINING_KINDS = ("head", "finetune")
 # A job of the worker that downloads and prepares a data source (config: its DataConfig only).
 PREPARE = "prepare"
-RUN_KINDS = (*TRAINING_KINDS, PREPARE)
+SWEEP, MEMBER, LR_FIND = "sweep", "member", "lr_find"
+EXPERIMENT_KINDS = (SWEEP, LR_FIND)  # jobs of the queue that train heads but keep no model
+RUN_KINDS = (*TRAINING_KINDS, PREPARE, *EXPERIMENT_KINDS, MEMBER)
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("done", "failed", "cancelled")
@@ -28,7 +34,8 @@ FINAL_STATUSES = ("done", "failed", "cancelled")
 class Progress:
     """A running run's live progress: a preparation stage (stage, done, total), then epochs and batches.
 
-    Epochs are 1-based; `updated` is the unix time of the last report.
+    Epochs are 1-based; `updated` is the unix time of the last report. A sweep reports which
+    setting (`member`, 1-based, of `members`) trains in which run (`member_run`), and its epoch.
     """
 
     stage: str | None = None
@@ -38,6 +45,9 @@ class Progress:
     epochs: int | None = None
     step: int | None = None
     steps: int | None = None
+    member: int | None = None
+    members: int | None = None
+    member_run: int | None = None
     updated: float | None = None
 
     @classmethod
@@ -75,8 +85,13 @@ class RunRecord:
 
     @property
     def trains(self) -> bool:
-        """Whether this run trains a model (a data job does not)."""
+        """Whether this run trains a model it keeps (data jobs, experiments and sweep members do not)."""
         return self.kind in TRAINING_KINDS
+
+    @property
+    def experiment(self) -> bool:
+        """Whether this is an experiment on cached features: a sweep or a learning-rate finder pass."""
+        return self.kind in EXPERIMENT_KINDS
 
     @property
     def active(self) -> bool:

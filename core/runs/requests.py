@@ -7,16 +7,23 @@ No TensorFlow: the dashboard queues runs from here and a worker process
 Downloading and preparing a data source is a "prepare" job of the same queue
 (core.training.prepare), so it runs in the worker, not in a page: a request for a source
 that is already queued or being prepared joins that job instead of starting a second download.
+
+Experiments on cached features are jobs of the same queue too: a learning-rate finder pass
+(`queue_lr_find`) and a sweep (`queue_sweep`, its settings checked and listed here), both on a
+head-training config checked as a head run's is (`check_head_request`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 from core import config as cfg
 from core.catalog.augmentations import parse_spec
 from core.catalog.backbones import default_image_size, get_backbone
+from core.catalog.experiments import Settings, cacheable, check_settings
 from core.errors import BadInputError
 from core.runs.layout import RunBackup
-from core.runs.records import PREPARE, RunRecord
+from core.runs.records import LR_FIND, PREPARE, SWEEP, RunRecord
 from core.runs.store import RunStore
 
 
@@ -40,13 +47,14 @@ def resume_run(store: RunStore, run_id: int) -> int:
     return done
 
 
-def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
-    """Validate a head-training request and queue it; returns the run id."""
+def check_head_request(data: cfg.DataConfig, train: cfg.TrainConfig) -> dict:
+    """Check a head-training request; returns its run config (backbone name and image size resolved)."""
     backbone = get_backbone(train.backbone)
     if train.epochs < 1 or train.batch_size < 1 or train.lr <= 0:
         raise BadInputError("Epochs, batch size and learning rate must all be positive.")
-    if not 0 <= train.dropout < 1:
-        raise BadInputError(f"Dropout is a fraction from 0 up to (not including) 1, not {train.dropout}.")
+    for name, value in (("Dropout", train.dropout), ("Label smoothing", train.label_smoothing)):
+        if not 0 <= value < 1:
+            raise BadInputError(f"{name} is a fraction from 0 up to (not including) 1, not {value}.")
     check_schedule(train.patience, train.seed)
     if data.source not in cfg.SOURCES:
         raise BadInputError(f"Unknown source {data.source!r}; choose one of: {', '.join(cfg.SOURCES)}.")
@@ -55,7 +63,44 @@ def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig
     if image_size < 32:
         raise BadInputError(f"Image size {image_size} is too small; use at least 32 px.")
     train_values = cfg.to_dict(train) | {"backbone": backbone.name, "image_size": image_size}
-    return store.create("head", {"data": cfg.to_dict(data), "train": train_values})
+    return {"data": cfg.to_dict(data), "train": train_values}
+
+
+def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
+    """Validate a head-training request and queue it; returns the run id."""
+    return store.create("head", check_head_request(data, train))
+
+
+def check_experiment_request(data: cfg.DataConfig, train: cfg.TrainConfig) -> dict:
+    """Check the head-training config of an experiment on cached features; returns its run config."""
+    config = check_head_request(data, train)
+    if not cacheable(train.augment):
+        raise BadInputError(
+            f"Experiments on cached features need augmentation 'none' or 'flip', not {train.augment!r}; "
+            "change the augmentation or train single runs instead.",
+            dashboard="Experiments on cached features need no augmentation or the flip alone; "
+            "change it on the Augmentation page.",
+        )
+    return config
+
+
+def queue_lr_find(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
+    """Queue a learning-rate finder pass for a head-training config; returns the job's id."""
+    return store.create(LR_FIND, check_experiment_request(data, train))
+
+
+def queue_sweep(
+    store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig, settings: list[Settings]
+) -> int:
+    """Queue a sweep: a head per setting (overrides of `train`); returns the sweep's id.
+
+    Every member's config is checked now, so a bad setting is refused before anything runs.
+    """
+    settings = check_settings(settings)
+    config = check_experiment_request(data, train)
+    for setting in settings:
+        check_head_request(data, dataclasses.replace(train, **setting))
+    return store.create(SWEEP, config | {"sweep": {"settings": settings}})
 
 
 def queue_finetune_run(store: RunStore, parent_id: int, finetune: cfg.FinetuneConfig) -> int:

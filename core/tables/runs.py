@@ -44,7 +44,7 @@ def _run_row(r: RunRecord) -> dict:
     train, tune = r.train, r.finetune
     return {
         "run": r.id,
-        "kind": r.kind if r.parent is None else f"{r.kind} of {r.parent}",
+        "kind": _kind(r),
         "status": r.shown_status,
         "backbone": train.backbone,
         "weights": train.weights,
@@ -59,6 +59,13 @@ def _run_row(r: RunRecord) -> dict:
         "duration": format_duration(r.duration),
         "note": r.broken or r.error or "",
     }
+
+
+def _kind(r: RunRecord) -> str:
+    """'head', 'finetune of 3', or 'sweep winner of 12' for the head run a sweep promoted."""
+    if r.parent is None:
+        return r.kind
+    return f"sweep winner of {r.parent}" if r.kind == "head" else f"{r.kind} of {r.parent}"
 
 
 def runs_csv(records: Iterable[RunRecord]) -> str:

@@ -51,6 +51,7 @@ def finetune_plan(train: cfg.TrainConfig, finetune: cfg.FinetuneConfig) -> FitPl
         seed=finetune.seed,
         epochs=finetune.epochs,
         patience=finetune.patience,
+        label_smoothing=train.label_smoothing,  # the head's loss, kept while fine-tuning
     )
 
 

@@ -37,6 +37,7 @@ def head_plan(train: cfg.TrainConfig) -> FitPlan:
         seed=train.seed,
         epochs=train.epochs,
         patience=train.patience,
+        label_smoothing=train.label_smoothing,
     )
 
 

@@ -55,14 +55,12 @@ class HeadFeatures:
         """A reference model with a new head (seeded as head training seeds it) on the shared backbone."""
         return _reference_model(self.train, self.num_classes, dropout)[0]
 
-    def datasets(self, plan: FitPlan, label_smoothing: float = 0.0) -> Datasets:
+    def datasets(self, plan: FitPlan) -> Datasets:
         """Training and validation batches of features for `fit`, drawn as head training draws them.
 
-        Label smoothing ε is applied to the targets, y(1 - ε) + ε/K: what
-        CategoricalCrossentropy(label_smoothing=ε) computes, on training and validation alike.
+        The targets are one-hot: label smoothing is the loss's (`plan.label_smoothing`).
         """
         labels = self.data.arrays["train"][1], self.data.arrays["validation"][1]
-        smooth = _smoothing(label_smoothing, self.num_classes)
 
         def datasets(first_epoch: int) -> FitData:
             train, train_steps = feature_dataset(
@@ -71,8 +69,6 @@ class HeadFeatures:
             validation, val_steps = feature_dataset(
                 [self.validation], labels[1], self.num_classes, plan.sampling(training=False)
             )
-            if label_smoothing:
-                train, validation = train.map(smooth), validation.map(smooth)
             return FitData(train, validation, (train_steps, val_steps))
 
         return datasets
@@ -98,13 +94,6 @@ def _reference_model(
             train.dropout if dropout is None else dropout,
             train.seed,
         )
-
-
-def _smoothing(epsilon: float, num_classes: int):
-    def smooth(x, y):
-        return x, y * (1.0 - epsilon) + epsilon / num_classes
-
-    return smooth
 
 
 def load_head_features(

@@ -7,12 +7,17 @@ and the batch's loss, smoothed by an exponential moving average; it stops early 
 smoothed loss exceeds DIVERGENCE times the lowest so far. The suggestion is the learning rate
 where the smoothed loss falls fastest against log(learning rate), measured over half a decade
 (a single step's slope is mostly noise), before its lowest point.
-Nothing is saved: the head is thrown away.
+The head is thrown away. As a job of the worker's queue ("lr_find", queued by
+core.runs.requests.queue_lr_find), `execute_lr_find` writes the curve to the job's folder
+(core.runs.layout.RunPaths.lr_curve: CSV lr, loss, raw_loss) and the suggestion to its metrics
+("suggested_lr", None when the loss never fell).
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,17 +26,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core import config as cfg
 from core.model.classifier import compile_model
 from core.model.frozen import training_copy
 from core.progress import ProgressCallback, no_progress
+from core.runs.records import RunRecord
+from core.runs.store import RunStore
 from core.training.device import distribution_strategy
 from core.training.feature_cache import head_model
 from core.training.fit import FitPlan
 from core.training.head import head_plan
 from core.training.head_features import HeadFeatures, load_head_features
+from core.workspace import atomic_write_text
 
 START_LR, END_LR, STEPS = 1e-7, 10.0, 100
+STAGE = "trying learning rates"  # the progress stage of the pass
 SMOOTHING = 0.9  # EMA factor of the recorded loss; fastai's 0.98 lags ~50 of 100 steps behind
 DIVERGENCE = 4.0  # stop once the smoothed loss is this many times the lowest so far
 SKIP_START = 10  # the first smoothed points lean on a few batches (fastai skips 10 too)
@@ -49,23 +57,13 @@ class LrCurve:
     suggestion: float | None
 
 
-def lr_find(
-    data: cfg.DataConfig,
-    train: cfg.TrainConfig,
-    workspace: Path,
-    progress: ProgressCallback = no_progress,
-    label_smoothing: float = 0.0,
-) -> LrCurve:
-    """Run the finder for a head-training config (its features computed first if not cached)."""
-    return find_lr(load_head_features(data, train, workspace, progress), label_smoothing)
-
-
 def find_lr(
     features: HeadFeatures,
     label_smoothing: float = 0.0,
     steps: int = STEPS,
     start: float = START_LR,
     end: float = END_LR,
+    progress: ProgressCallback = no_progress,
 ) -> LrCurve:
     """Fit a new head for up to `steps` batches at learning rates rising from `start` to `end`."""
     schedule = keras.optimizers.schedules.ExponentialDecay(start, max(steps - 1, 1), end / start)
@@ -73,11 +71,12 @@ def find_lr(
     strategy = distribution_strategy()
     with strategy.scope():
         trainer = training_copy(head_model(features.new_model(features.train.dropout)))
-        compile_model(trainer, schedule)
-    batches = _full_batches(features.datasets(plan, label_smoothing)(0).train, plan, features)
+        compile_model(trainer, schedule, label_smoothing)
+    batches = _full_batches(features.datasets(plan)(0).train, plan, features)
     recorder = LossRecorder()
     for step, (x, y) in zip(range(steps), batches, strict=False):
         loss = float(trainer.train_on_batch(x, y, return_dict=True)["loss"])  # this batch's alone
+        progress(STAGE, step + 1, steps)
         if not recorder.record(float(schedule(step)), loss):
             break
     return LrCurve(recorder.lrs, recorder.losses, recorder.raw, suggest(recorder.lrs, recorder.losses))
@@ -131,3 +130,25 @@ def suggest(lrs: list[float], losses: list[float]) -> float | None:
     slopes = (loss[width:] - loss[:-width]) / (log_lrs[width:] - log_lrs[:-width])
     middle = int(np.argmin(slopes)) + width // 2
     return float(10 ** log_lrs[middle])
+
+
+def execute_lr_find(store: RunStore, record: RunRecord, progress: ProgressCallback) -> LrCurve:
+    """Carry out a claimed finder job: the pass, its curve in the job's folder, done with its suggestion."""
+    features = load_head_features(record.data, record.train, store.workspace, progress)
+    curve = find_lr(features, record.train.label_smoothing, progress=progress)
+    store.set_progress(record.id, stage=None)
+    paths = store.paths(record.id)
+    paths.create()
+    write_curve(paths.lr_curve, curve)
+    store.finish(record.id, "done", {"suggested_lr": curve.suggestion, "points": len(curve.lrs)})
+    return curve
+
+
+def write_curve(path: Path, curve: LrCurve) -> Path:
+    """The finder's curve as CSV (lr, loss, raw_loss), written atomically to `path`; returns it."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["lr", "loss", "raw_loss"])
+    writer.writerows(zip(curve.lrs, curve.losses, curve.raw_losses, strict=True))
+    atomic_write_text(path, text.getvalue())
+    return path

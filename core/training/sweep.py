@@ -1,8 +1,8 @@
 """Sweeps: many heads trained on the same cached features, the best by validation promoted to a run.
 
 A sweep trains one head per setting, a setting being overrides of the head-training config
-(SWEEPABLE: learning rate, dropout, label smoothing, batch size, epochs; `grid` and
-`random_draws` make the list), all on features computed once (core.training.head_features),
+(core.catalog.experiments: learning rate, dropout, label smoothing, batch size, epochs; `grid`
+and `random_draws` make the list), all on features computed once (core.training.head_features),
 one after the other in this process. Each member goes through the reference fit
 (core.training.fit: early stopping on val_loss with the config's patience, best weights
 restored) as its own run in the registry, created by the caller's `new_run` and finished here,
@@ -13,136 +13,46 @@ winner's normal head run: its epochs, the full model.keras (backbone + head), cl
 config, history and test report, so it can be evaluated, exported and fine-tuned.
 
 A sweep stops between heads when `should_stop()` says so, or after a member was cancelled,
-keeping the members that finished.
+keeping the members that finished. Members fit without the per-epoch backup and TensorBoard
+(a member is never resumed). As a job of the worker's queue, `execute_sweep` makes the
+members "member" runs of the sweep and promotes the winner to a new "head" run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
-import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
-import numpy as np
 
 from core import config as cfg
+from core.catalog.experiments import Settings, check_settings, describe
 from core.errors import BadInputError, PetLabError
 from core.progress import ProgressCallback, no_progress
+from core.runs.records import MEMBER, RunRecord
 from core.runs.store import RunStore
 from core.training.artifacts import save_artifacts, write_evaluation
 from core.training.callbacks import Printer
 from core.training.feature_cache import head_model
 from core.training.fit import TrainingRun, fit
 from core.training.head import head_plan
-from core.training.head_features import HeadFeatures
+from core.training.head_features import HeadFeatures, load_head_features
 
-Settings = dict[str, float | int]
-# What a sweep can vary, with each value's type and the rule it must follow.
-SWEEPABLE: dict[str, tuple[type, Callable[[float], bool], str]] = {
-    "lr": (float, lambda v: 0 < v < math.inf, "above 0"),
-    "dropout": (float, lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
-    "label_smoothing": (float, lambda v: 0 <= v < 1, "from 0 up to (not including) 1"),
-    "batch_size": (int, lambda v: v >= 1, "a whole number of at least 1"),
-    "epochs": (int, lambda v: v >= 1, "a whole number of at least 1"),
-}
-MAX_MEMBERS = 100
 NewRun = Callable[[dict], int]  # makes a running run for a member's config; returns its id
-
-
-# -- the settings ----------------------------------------------------------------------------------
-
-
-def grid(values_by_name: Mapping[str, Sequence[float]]) -> list[Settings]:
-    """Every combination of the values given per name, in order (the last name varies fastest)."""
-    names = list(values_by_name)
-    _check_names(values_by_name)
-    _check_count(math.prod(len(values_by_name[name]) for name in names))  # before building a huge grid
-    combos = itertools.product(*(values_by_name[name] for name in names))
-    return check_settings([dict(zip(names, combo, strict=True)) for combo in combos])
-
-
-def random_draws(
-    ranges: Mapping[str, tuple[float, float] | Sequence[float]], n: int, seed: int
-) -> list[Settings]:
-    """`n` settings drawn from `ranges`: a (low, high) tuple is a range, a list a choice among its values.
-
-    Learning rates are drawn evenly on a log scale, whole-number settings as whole numbers, the
-    rest evenly between low and high.
-    """
-    rng = np.random.default_rng(seed)
-
-    def draw(name: str, spec) -> float | int:
-        if not isinstance(spec, tuple):
-            return spec[int(rng.integers(len(spec)))]
-        low, high = sorted(spec)
-        if SWEEPABLE[name][0] is int:
-            return int(rng.integers(int(low), int(high) + 1))
-        if name == "lr" and low > 0:
-            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
-        return float(rng.uniform(low, high))
-
-    _check_names(ranges)
-    _check_count(n)
-    return check_settings([{name: draw(name, spec) for name, spec in ranges.items()} for _ in range(n)])
-
-
-def check_settings(settings: list[Settings]) -> list[Settings]:
-    """The settings with their values typed; BadInputError for an unknown name or a value out of range."""
-    _check_count(len(settings))
-    for setting in settings:
-        _check_names(setting)
-    return [{name: _typed(name, value) for name, value in setting.items()} for setting in settings]
-
-
-def _typed(name: str, value: object) -> float | int:
-    """`value` as the type setting `name` takes; BadInputError when it breaks the setting's rule."""
-    kind, ok, rule = SWEEPABLE[name]
-    try:
-        typed = kind(value)
-        fits = ok(typed) and (kind is float or float(value) == typed)  # 32.5 is no batch size
-    except (TypeError, ValueError, OverflowError):
-        fits = False
-    if not fits:
-        raise BadInputError(f"The sweep's {describe_name(name)} must be {rule}, not {value!r}.")
-    return typed
-
-
-def _check_count(count: int) -> None:
-    if not 1 <= count <= MAX_MEMBERS:
-        raise BadInputError(f"A sweep trains 1 to {MAX_MEMBERS} settings, not {count}; change the values.")
-
-
-def _check_names(settings: Mapping[str, object]) -> None:
-    unknown = sorted(set(settings) - set(SWEEPABLE))
-    if unknown:
-        raise BadInputError(f"A sweep cannot vary {', '.join(unknown)}; it varies {', '.join(SWEEPABLE)}.")
-
-
-def describe_name(name: str) -> str:
-    """A setting's name as a sentence spells it."""
-    return "learning rate" if name == "lr" else name.replace("_", " ")
-
-
-def describe(settings: Settings) -> str:
-    """A setting as a person reads it: "lr 0.001, dropout 0.2"."""
-    return ", ".join(f"{name.replace('_', ' ')} {value:g}" for name, value in settings.items()) or "reference"
 
 
 def member_train(train: cfg.TrainConfig, settings: Settings) -> cfg.TrainConfig:
     """The head-training config of one member: the base with the setting's overrides."""
-    return dataclasses.replace(train, **{k: v for k, v in settings.items() if k != "label_smoothing"})
+    return dataclasses.replace(train, **settings)
 
 
 def member_config(features: HeadFeatures, index: int, settings: Settings) -> dict:
-    """A member's run config: a head run's data and train (with label smoothing), and its sweep place."""
-    train = cfg.to_dict(member_train(features.train, settings))
-    train["label_smoothing"] = float(settings.get("label_smoothing", 0.0))
+    """A member's run config: a head run's data and train, and its place in the sweep."""
     return {
         "data": cfg.to_dict(features.config),
-        "train": train,
+        "train": cfg.to_dict(member_train(features.train, settings)),
         "sweep": {"member": index + 1, "settings": settings},
     }
 
@@ -254,13 +164,12 @@ def _train_member(
     reporter = _Announcer(hooks.progress, SweepProgress(index + 1, total, run_id, settings, 0, plan.epochs))
     try:
         model = features.new_model(train.dropout)
-        datasets = features.datasets(plan, float(settings.get("label_smoothing", 0.0)))
-        status, metrics = fit(run, head_model(model), datasets, plan, also=[reporter])
+        # A member is never resumed: no per-epoch backup, no TensorBoard (about twice as fast).
+        status, metrics = fit(run, head_model(model), features.datasets(plan), plan, [reporter], False)
     except BaseException as exc:
         store.finish(run_id, "failed", error=_failure(exc))
         raise
     store.finish(run_id, status, metrics)
-    shutil.rmtree(run.paths.backup, ignore_errors=True)  # a member is never resumed
     return Member(index, settings, run_id, config, status, store.history(run_id), metrics), model
 
 
@@ -310,3 +219,56 @@ def promote(
     report = features.test_report(head_model(result.model), progress)
     chosen = {"feature_cache": True, "sweep_member": winner.run_id, "sweep_settings": winner.settings}
     return winner.metrics | chosen | write_evaluation(run, report)
+
+
+# -- the worker's sweep job ------------------------------------------------------------------------
+
+
+def execute_sweep(store: RunStore, record: RunRecord, say: Printer, progress: ProgressCallback) -> None:
+    """Carry out a claimed sweep job to its end: its members, then the winner promoted to a head run.
+
+    Members are "member" runs and the winner a new "head" run, all with the sweep as parent.
+    The sweep's progress says which setting trains and its epoch; a cancel of the sweep stops
+    it before the next head, and the best member finished so far is still promoted. The sweep
+    ends done, or cancelled when it stopped early; its metrics name the winner's run.
+    """
+    sweep_id, settings = record.id, record.config["sweep"]["settings"]
+    features = load_head_features(record.data, record.train, store.workspace, progress)
+    store.set_progress(sweep_id, stage=None)
+
+    def new_run(config: dict) -> int:
+        return store.create(MEMBER, config, parent=sweep_id, status="running")
+
+    def report(where: SweepProgress) -> None:
+        place = {"member": where.member, "members": where.members, "member_run": where.run_id}
+        store.set_progress(sweep_id, **place, epoch=where.epoch, epochs=where.epochs)
+        if where.epoch == 1:
+            say(f"sweep {sweep_id}: setting {where.member}/{where.members}: {describe(where.settings)}")
+
+    hooks = SweepHooks(say, report, lambda: store.cancel_requested(sweep_id))
+    result = run_sweep(store, features, settings, new_run, hooks)
+    stopped = result.stopped or any(member.status == "cancelled" for member in result.members)
+    summary = {"members": len(result.members), "settings": len(settings)}
+    if result.winner is None:
+        store.finish(sweep_id, "cancelled", summary)
+        say(f"sweep {sweep_id} cancelled before any setting finished")
+        return
+    winner = promote_winner(store, features, result, sweep_id, progress)
+    best = {k: result.winner.metrics.get(k) for k in ("best_val_accuracy", "best_val_loss")}
+    chosen = {"winner": winner, "winner_member": result.winner.run_id}
+    store.finish(sweep_id, "cancelled" if stopped else "done", summary | best | chosen)
+    say(f"sweep {sweep_id} {'cancelled' if stopped else 'done'}: the winner is run {winner}")
+
+
+def promote_winner(
+    store: RunStore, features: HeadFeatures, result: SweepResult, sweep_id: int, progress: ProgressCallback
+) -> int:
+    """A new done head run (parent: the sweep) holding the sweep's winner; returns its id."""
+    run_id = store.create("head", result.winner.config, parent=sweep_id, status="running")
+    try:
+        metrics = promote(store, features, result, run_id, progress)
+    except BaseException as exc:
+        store.finish(run_id, "failed", error=_failure(exc))
+        raise
+    store.finish(run_id, "done", metrics)
+    return run_id

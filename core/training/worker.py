@@ -16,7 +16,11 @@ run ends normally (done or cancelled).
 
 The same queue holds data jobs ("prepare": download and prepare a data source, queued by the
 dashboard); `execute_run` hands them to core.training.prepare, so one job runs at a time and
-a training run queued behind a download starts once the data is there.
+a training run queued behind a download starts once the data is there. Experiments on cached
+features are jobs too: a learning-rate finder pass ("lr_find", core.training.lr_finder) and a
+sweep ("sweep", core.training.sweep), whose heads train as its "member" runs while the sweep
+record carries the progress ("setting i of n", epoch). A killed sweep is reaped failed like
+any run (core.runs.store); the members that finished before stay done.
 
 Memory: each fine-tuning run leaves 0.3-0.5 GB of TensorFlow's native memory behind in the
 process, and neither `keras.backend.clear_session(free_memory=True)`, `gc.collect()` nor
@@ -34,14 +38,16 @@ import time
 
 from core.errors import PetLabError
 from core.progress import ProgressCallback, no_progress
-from core.runs.records import PREPARE
+from core.runs.records import LR_FIND, PREPARE, SWEEP
 from core.runs.store import RunRecord, RunStore
 from core.training.callbacks import PROGRESS_INTERVAL_S, Printer
 from core.training.device import configure_device
 from core.training.finetune import finetune
 from core.training.fit import TrainingRun
 from core.training.head import train_head
+from core.training.lr_finder import execute_lr_find
 from core.training.prepare import execute_prepare
+from core.training.sweep import execute_sweep
 
 INTERRUPTED = "Training was interrupted (Ctrl-C); resume it to continue."
 
@@ -81,7 +87,7 @@ def run_queue(
                 continue
             active = store.active()
             if active is not None and not announced:
-                doing = "is training" if active.trains else "is preparing its data"
+                doing = "is preparing its data" if active.kind == PREPARE else f"is running ({active.kind})"
                 say(f"waiting: run {active.id} {doing}; run {until} is queued behind it")
                 announced = True
             time.sleep(poll_s)
@@ -111,6 +117,9 @@ def execute_run(
     run = TrainingRun(store, record, say, reporting_progress(store, record.id, progress))
     try:
         configure_device()
+        if record.kind in (SWEEP, LR_FIND):  # each records its own end (its own kind of results)
+            _execute_experiment(store, record, say, run.progress)
+            return
         status, metrics = train_head(run) if record.kind == "head" else finetune(run)
         store.finish(record.id, status, metrics)
         shutil.rmtree(run.paths.backup, ignore_errors=True)
@@ -128,6 +137,15 @@ def execute_run(
     except Exception as exc:  # a bug or a resource problem: record it, then let it surface
         store.finish(record.id, "failed", error=f"Training failed: {type(exc).__name__}: {exc}"[:500])
         raise
+
+
+def _execute_experiment(store: RunStore, record: RunRecord, say: Printer, progress: ProgressCallback) -> None:
+    if record.kind == SWEEP:
+        execute_sweep(store, record, say, progress)
+        return
+    suggestion = execute_lr_find(store, record, progress).suggestion
+    found = "no suggestion (the loss never fell)" if suggestion is None else f"suggested lr {suggestion:.3g}"
+    say(f"run {record.id} done: {found}")
 
 
 def file_error(store: RunStore, exc: OSError) -> PetLabError:

@@ -43,21 +43,29 @@ def workspace(tmp_path_factory) -> Path:
     return tmp_path_factory.getbasetemp() / "striped-experiment" / "workspace"
 
 
+def printed(lines: list[str], name: str) -> str:
+    """The value of the one printed line `name: value`."""
+    (value,) = [line.removeprefix(f"{name}: ") for line in lines if line.startswith(f"{name}: ")]
+    return value
+
+
 def test_lr_find_prints_the_suggestion_of_the_curve_it_wrote(data_flags, workspace, capsys) -> None:
     """Catches a printed suggestion that is not the written curve's, or a curve that is not written."""
     argv = ["lr-find", *data_flags, "--batch-size", "16", "--workspace", str(workspace)]
     assert main_exit_code(argv) == cli.EXIT_OK
     lines = capsys.readouterr().out.strip().splitlines()
-    assert [line.split(": ")[0] for line in lines] == ["curve", "suggestion"]
-    path = Path(lines[0].removeprefix("curve: "))
-    assert path.parent == workspace.resolve() / "lr_find" and path.suffix == ".csv"
+    assert [line.split(": ")[0] for line in lines[-2:]] == ["curve", "suggestion"]
+    (job,) = [r for r in RunStore(workspace).list() if r.kind == "lr_find"]
+    path = Path(printed(lines, "curve"))
+    assert path == RunStore(workspace).paths(job.id).lr_curve and job.status == "done"
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     lrs, losses = [float(row["lr"]) for row in rows], [float(row["loss"]) for row in rows]
     assert len(rows) > 20 and lrs == sorted(lrs)
-    printed = float(lines[1].removeprefix("suggestion: "))
-    assert printed == pytest.approx(suggest(lrs, losses), rel=5e-3)  # printed to 3 significant digits
-    assert not RunStore(workspace).list()  # nothing was trained for keeps
+    suggestion = float(printed(lines, "suggestion"))
+    assert suggestion == pytest.approx(suggest(lrs, losses), rel=5e-3)  # printed to 3 significant digits
+    assert job.metrics["suggested_lr"] == pytest.approx(suggestion, rel=5e-3)
+    assert not [r for r in RunStore(workspace).list() if r.trains]  # nothing was trained for keeps
 
 
 def test_sweep_ends_with_the_winner_promoted_to_a_head_run(data_flags, workspace, capsys) -> None:
@@ -67,19 +75,27 @@ def test_sweep_ends_with_the_winner_promoted_to_a_head_run(data_flags, workspace
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("run: ")
     run_id = int(lines[-1].removeprefix("run: "))
-    assert [line.split(":")[0] for line in lines if line.startswith("setting ")] == [
+    store = RunStore(workspace)
+    (sweep_record,) = [r for r in store.list() if r.kind == "sweep"]
+    assert [
+        line.split(":")[1].strip() for line in lines if line.startswith(f"sweep {sweep_record.id}: ")
+    ] == [
         "setting 1/2",
         "setting 2/2",
     ]
-    (record,) = RunStore(workspace).list()  # the other member's run is gone until sweeps are recorded
-    assert (record.id, record.kind, record.status, record.broken) == (run_id, "head", "done", None)
-    members = record.metrics["sweep"]
-    assert [member["settings"]["lr"] for member in members] == [1e-5, 1e-2]
-    best = max(member["best_val_accuracy"] for member in members)
-    assert record.metrics["best_val_accuracy"] == best
-    winner = next(member for member in members if member["best_val_accuracy"] == best)
-    assert record.train.lr == winner["settings"]["lr"] and record.train.epochs == 2
-    assert 0.0 <= record.metrics["test_accuracy"] <= 1.0
+    members = [r for r in store.list() if r.kind == "member"]
+    assert len(members) == 2 and {m.parent for m in members} == {sweep_record.id}
+    assert all(m.status == "done" and m.broken is None for m in members)
+    best = max(members, key=lambda m: m.metrics["best_val_accuracy"])
+    record = store.get(run_id)
+    assert (record.kind, record.parent, record.status, record.broken) == (
+        "head",
+        sweep_record.id,
+        "done",
+        None,
+    )
+    assert record.metrics["best_val_accuracy"] == best.metrics["best_val_accuracy"]
+    assert sweep_record.status == "done" and sweep_record.metrics["winner"] == run_id
 
 
 def test_sweep_random_draws_from_the_ranges_given(data_flags, workspace, monkeypatch, capsys) -> None:

@@ -64,3 +64,15 @@ def test_a_run_folder_that_cannot_be_made_is_one_sentence(tmp_path: Path) -> Non
     (tmp_path / "runs" / "4").write_text("a file where the run folder should be")
     with pytest.raises(PetLabError, match=r"The run folder .* cannot be created \("):
         RunPaths.of(tmp_path, 4).create()
+
+
+@pytest.mark.parametrize("kind", ["sweep", "member", "lr_find"])
+def test_experiments_keep_no_model_so_are_never_broken(tmp_path: Path, kind: str) -> None:
+    """Catches a finished sweep, member or finder pass listed as broken for the model it never had."""
+    from core.runs.store import RunStore
+
+    store = RunStore(tmp_path)
+    experiment = store.create(kind, {}, status="done")
+    head = store.create("head", {}, status="done")  # the control: a head run without its model is broken
+    assert store.get(experiment).broken is None and store.get(experiment).shown_status == "done"
+    assert store.get(head).broken is not None

@@ -103,3 +103,13 @@ def test_prepare_progress_in_words(workspace):
     assert prepare_progress(store.get(job)) == (0.0, "Writing the train examples…")
     store.request_cancel(job)
     assert prepare_progress(store.get(job))[1] == "Stopping: writing the train examples…"
+
+
+def test_a_sweep_winner_is_named_as_such_and_its_members_stay_out(workspace):
+    store = RunStore(workspace)
+    sweep = store.create("sweep", {"train": {"backbone": "b"}}, status="done")
+    member = store.create("member", {"train": {"backbone": "b"}}, parent=sweep, status="done")
+    winner = store.create("head", {"train": {"backbone": "b"}}, parent=sweep, status="running")
+    table = runs_frame(store.list())
+    assert table["run"].tolist() == [winner] and member != winner
+    assert table["kind"].tolist() == [f"sweep winner of {sweep}"]

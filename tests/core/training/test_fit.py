@@ -56,3 +56,11 @@ def test_fit_runs_a_frozen_dropout_in_inference_mode_and_keeps_what_it_trained(t
     _fit(store, model, lr=1e-2)
     changed = [not np.array_equal(a, b) for a, b in zip(model.get_weights(), before, strict=True)]
     assert changed == [False, False, True, True]  # the model holds the trained head, the frozen part as was
+
+
+def test_fine_tuning_keeps_the_heads_label_smoothing() -> None:
+    from core import config as cfg
+    from core.training.finetune import finetune_plan
+
+    train = cfg.TrainConfig(label_smoothing=0.1)
+    assert finetune_plan(train, cfg.FinetuneConfig()).label_smoothing == 0.1

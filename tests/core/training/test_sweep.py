@@ -13,11 +13,12 @@ import json
 import numpy as np
 import pytest
 
+from core.catalog.experiments import check_settings, grid, random_draws
 from core.errors import BadInputError
 from core.model.classifier import load_model
 from core.runs.store import RunStore
 from core.training.fit import RunData
-from core.training.sweep import SweepHooks, check_settings, grid, promote, random_draws, run_sweep
+from core.training.sweep import SweepHooks, promote, run_sweep
 from tests.tiny_models import STRIPED_CLASSES, striped_features
 
 # From chance level (a learning rate far too small) to a good one: members that differ.
@@ -72,16 +73,22 @@ def test_bad_settings_are_refused_with_one_sentence(settings) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_label_smoothing_smooths_the_targets_of_training_and_validation(features) -> None:
-    """Catches a label-smoothing setting that never reaches the loss."""
-    from core.training.head import head_plan
+def test_a_members_label_smoothing_reaches_its_loss(features, tmp_path) -> None:
+    """Catches a label-smoothing setting that never reaches the loss (training and validation alike)."""
+    from core.training.feature_cache import head_model
 
-    data = features.datasets(head_plan(features.train), label_smoothing=0.3)(0)
-    for dataset in (data.train, data.validation):
-        _, targets = next(iter(dataset))
-        top = 1 - 0.3 + 0.3 / len(STRIPED_CLASSES)
-        np.testing.assert_allclose(np.sort(targets.numpy(), axis=1)[:, -1], top, rtol=1e-6)
-        np.testing.assert_allclose(targets.numpy().sum(axis=1), 1.0, rtol=1e-6)
+    store = RunStore(tmp_path / "workspace")
+    epsilon = 0.3
+    setting = {"lr": 1e-2, "label_smoothing": epsilon, "epochs": 1}
+    result = run_sweep(store, features, [setting], new_run_in(store), SweepHooks())
+    (logged,) = result.winner.history
+    probabilities = head_model(result.model).predict(features.validation, verbose=0)
+    one_hot = np.eye(len(STRIPED_CLASSES))[features.data.arrays["validation"][1]]
+    smoothed = one_hot * (1 - epsilon) + epsilon / len(STRIPED_CLASSES)
+    cross_entropy = -np.mean(np.sum(smoothed * np.log(np.clip(probabilities, 1e-7, 1)), axis=1))
+    hard = -np.mean(np.sum(one_hot * np.log(np.clip(probabilities, 1e-7, 1)), axis=1))
+    assert logged["val_loss"] == pytest.approx(cross_entropy, rel=1e-4)
+    assert abs(hard - cross_entropy) > 0.01  # the smoothing makes a difference here
 
 
 # -- a sweep --------------------------------------------------------------------------------------
