@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` and `core` import
+
 from benchmarks import REPO
 from benchmarks.measure import log, machine_line, started_now
 

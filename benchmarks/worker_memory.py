@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` and `core` import
 
 from benchmarks import REPO
 from benchmarks.measure import log, machine_line, started_now
