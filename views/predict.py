@@ -6,6 +6,8 @@ Grad-CAM, each traced once on a blank image), so the first photo is answered qui
 photos go through the model in one batch and their top-5 are drawn first; then, beside each, a
 Grad-CAM overlay shows where the model looked for the top breed (or any other class picked under
 it), each in a fragment of its own, so picking a class redraws only that photo's overlay.
+Many photos at once (a zip or a folder, to a CSV and a gallery) have a section of their own
+(ui.batch_predict).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from core.runs.records import RunRecord
 from core.runs.store import RunStore
 from core.tables.dataset import thumbnail
 from core.tables.evaluation import class_choices
-from ui import engine, errors, state, widgets
+from ui import batch_predict, engine, errors, state, widgets
 
 if TYPE_CHECKING:
     from core.inference.explain import GradCam
@@ -183,6 +185,7 @@ model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exi
 # From now on in the background: the model, then Grad-CAM on it (traced once, its slow part).
 loading = model_loading(*model_key, store, engine.start())
 gradcam = explainer_loading(*model_key, loading)
+batch_predict.section(loading, model_key, TOP_K)
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")
     st.stop()

@@ -114,6 +114,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    if args.csv:
+        return _predict_csv(args)
     from core.inference.predict import Predictor
 
     predictor = Predictor.for_run(store_of(args), args.run)
@@ -123,6 +125,22 @@ def cmd_predict(args) -> int:
             print(f"{path}:")
         for name, probability in result.top:
             print(f"{name} {probability:.4f}")
+    return EXIT_OK
+
+
+def _predict_csv(args) -> int:
+    """`predict --csv FILE DIR|ZIP`: every photo's top-k into the CSV; 1 when none could be predicted."""
+    from core.inference.batch import write_predictions_csv
+
+    if len(args.images) != 1:
+        raise BadInputError("predict --csv takes one folder or zip of photos; give just one.")
+    source = args.images[0]
+    if write_predictions_csv(store_of(args), args.run, source, args.csv, args.top, say=print) == 0:
+        print(
+            f"No photo in {source} could be predicted, so {args.csv} was not written; check the photos.",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_OK
 
 

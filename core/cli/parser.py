@@ -212,9 +212,14 @@ def _add_run_commands(commands) -> None:
     p.add_argument("--run", type=int, required=True, metavar="ID")
     p = commands.add_parser("evaluate", help="evaluate a run on the test split")
     p.add_argument("--run", type=int, required=True, metavar="ID")
-    p = commands.add_parser("predict", help="top-k breeds for image files")
+    p = commands.add_parser(
+        "predict", help="top-k breeds for image files, or (--csv) every photo of a folder or zip"
+    )
     p.add_argument("--run", type=int, required=True, metavar="ID")
     p.add_argument("--top", type=POSITIVE, default=5, metavar="K")
+    p.add_argument(
+        "--csv", metavar="FILE", help="with one folder or zip: write file, class_1, prob_1, … per photo"
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE")
 
 

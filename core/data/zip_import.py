@@ -73,7 +73,7 @@ def import_zip(
     digest = _sha256(stream)
     try:
         with zipfile.ZipFile(stream) as archive:
-            members = _checked_members(archive)
+            members = checked_members(archive)
             uploads = Path(workspace) / UPLOADS
             uploads.mkdir(parents=True, exist_ok=True)
             target = uploads / f"{_safe_name(name)}-{digest[:10]}"
@@ -95,7 +95,7 @@ def import_zip(
     return ImportReport(target, dict(sorted(counts.items())), skipped)
 
 
-def _checked_members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+def checked_members(archive: zipfile.ZipFile) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
     """(member, path parts) of every file worth looking at; refuses unsafe zips from the headers alone."""
     infos = archive.infolist()
     if len(infos) > MAX_MEMBERS:
@@ -182,7 +182,7 @@ def _extract(
         if len(inner) < 2 or not inner[-1].lower().endswith(IMAGE_EXTENSIONS) or inner in written:
             skipped.append(info.filename)
             continue
-        data = _read(archive, info, budget)
+        data = read_member(archive, info, budget)
         budget -= len(data)
         try:
             decode_image(data, inner[-1])
@@ -209,7 +209,7 @@ def _common_top(members: list[tuple[zipfile.ZipInfo, tuple[str, ...]]]) -> int:
     return int(len(tops) == 1 and all(len(parts) >= 3 for parts in images))
 
 
-def _read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
     """A member's bytes, exactly as many as its header declared.
 
     More is refused as a bomb as soon as it comes out (zipfile itself stops at the declared

@@ -181,6 +181,30 @@ def test_predict_on_a_bad_file_exits_2_with_one_line(trained, tmp_path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1 and "cat.jpg" in result.stderr
 
 
+def test_predict_csv_writes_every_photo_of_a_folder_and_lists_the_unreadable(trained, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "nested").mkdir(parents=True)
+    for name in ("Bengal_3.jpg", "Abyssinian_1.jpg"):
+        (folder / "nested" / name).write_bytes((trained["images"] / name).read_bytes())
+    (folder / "broken.jpg").write_text("<html>not a photo</html>")
+    out = tmp_path / "out.csv"
+    args = ["predict", "--run", str(trained["head_id"]), "--top", "2", "--csv", str(out), str(folder)]
+    result = petlab(*args, workspace=trained["workspace"])
+    lines = out.read_text().splitlines()
+    assert lines[0] == "file,class_1,prob_1,class_2,prob_2"
+    assert sorted(line.split(",")[0] for line in lines[1:]) == [
+        "nested/Abyssinian_1.jpg",
+        "nested/Bengal_3.jpg",
+    ]
+    named = [line for line in result.stderr.splitlines() if line.startswith(("broken.jpg", "nested/"))]
+    assert len(named) == 1 and named[0].startswith("broken.jpg: ")  # progress lines aside
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args[-1], args[-2] = str(empty), str(tmp_path / "none.csv")
+    failed = petlab(*args, workspace=trained["workspace"], check=False)
+    assert failed.returncode == 1 and not (tmp_path / "none.csv").exists()
+
+
 # -- exit codes, in process (no TensorFlow needed to refuse bad input) -----------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 
 from core.runs.layout import RunPaths
 from core.runs.store import RunStore
+from core.tables.predictions import columns
 from tests.apptest import jpeg_bytes, missing_module, open_page, png_bytes, start_app, texts
 from tests.conftest import PET_BREEDS
 from tests.tiny_models import CLASS_NAMES
@@ -219,3 +221,100 @@ def test_an_engine_that_cannot_load_is_one_sentence_under_the_picker(trained_cop
     assert at.selectbox(key="predict_run").value == 1
     with pytest.raises(KeyError):
         ranked(at, 0)  # no top-5 drawn
+
+
+@pytest.fixture
+def colour_run(workspace) -> Path:
+    """A workspace whose finished run tells the three colours of tests/tiny_models.py apart."""
+    from tests.tiny_models import save_done_run, tiny_trained_model
+
+    store = RunStore(workspace)
+    save_done_run(store, tiny_trained_model("mobilenetv2", 32))
+    store.close()
+    return workspace
+
+
+def photo_zip(folder: Path) -> bytes:
+    """A photo of each colour class (two nested), a broken .jpg and a text file, zipped."""
+    from tests.conftest import save_image
+    from tests.tiny_models import COLORS
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, colour in zip(("red.png", "more/green.jpg", "more/blue.png"), COLORS, strict=True):
+            photo = save_image(folder / name, tuple(int(c) for c in colour), size=(32, 32))
+            archive.writestr(name, photo.read_bytes())
+        archive.writestr("more/broken.jpg", b"not an image at all")
+        archive.writestr("notes.txt", "not a photo")
+    return buffer.getvalue()
+
+
+def gallery_captions(at) -> list[str]:
+    return [i.proto.imgs[0].caption for i in at.image if " · " in i.proto.imgs[0].caption]
+
+
+def test_a_zip_of_photos_gives_a_table_a_csv_its_unreadable_files_and_a_gallery_by_class(
+    colour_run, monkeypatch, tmp_path
+):
+    import core.inference.predict
+
+    batches = []
+    real = core.inference.predict.Predictor.probabilities
+    monkeypatch.setattr(
+        core.inference.predict.Predictor,
+        "probabilities",
+        lambda self, x: batches.append(len(x)) or real(self, x),
+    )
+    at = start_app()
+    open_page(at, "predict")
+    at.file_uploader(key="batch_zip").set_value(("photos.zip", photo_zip(tmp_path), "application/zip")).run()
+    assert not at.exception
+
+    table = at.dataframe[0].value
+    assert list(table.columns) == columns(3)  # the run knows three classes
+    assert table["file"].tolist() == ["more/blue.png", "more/green.jpg", "red.png"]
+    assert set(table["class_1"]) <= set(CLASS_NAMES)
+    assert batches == [1, 3]  # the warm-up image, then the three photos in one pass
+    assert at.download_button(key="batch_csv").label == "Download the CSV"
+    (warning,) = texts(at.warning)
+    assert warning.startswith("1 files could not be read")
+    assert any(m.value.startswith("- `more/broken.jpg`: broken.jpg is") for m in at.markdown)
+    expected = [
+        f"{f.rsplit('/', 1)[-1]} · {c} " for f, c in zip(table["file"], table["class_1"], strict=True)
+    ]
+    captions = gallery_captions(at)
+    assert len(captions) == 3 and all(
+        c.startswith(e) for c, e in zip(sorted(captions), sorted(expected), strict=True)
+    )
+
+    picker = at.selectbox(key="batch_class")
+    assert table["class_1"].nunique() >= 2  # so that filtering leaves some photos out
+    assert picker.value is None and len(picker.options) == 1 + table["class_1"].nunique()
+    best = table["class_1"].iloc[0]
+    picker.set_value(best).run()
+    assert not at.exception
+    captions = gallery_captions(at)
+    assert len(captions) == (table["class_1"] == best).sum() and all(f"· {best} " in c for c in captions)
+    assert batches == [1, 3]  # filtering predicts nothing again
+
+
+def test_a_folder_inside_the_data_roots_is_predicted_and_one_outside_is_refused(trained_copy, tmp_path):
+    from tests.conftest import save_image
+
+    save_image(tmp_path / "new" / "a.jpg", PET_BREEDS["pug"])
+    save_image(tmp_path / "new" / "deeper" / "b.png", PET_BREEDS["Bengal"], fmt="PNG")
+    at = start_app()
+    open_page(at, "predict")
+    at.text_input(key="batch_folder").input("/etc").run()
+    at.button(key="batch_folder_go").click().run()
+    assert not at.exception
+    (error,) = texts(at.error)
+    assert "outside the data folders" in error and "/etc" not in error
+    assert not at.dataframe
+
+    at.text_input(key="batch_folder").input(str(tmp_path / "new")).run()
+    assert not at.dataframe  # nothing predicted before the button is clicked
+    at.button(key="batch_folder_go").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["file"].tolist() == ["a.jpg", "deeper/b.png"]
+    assert not at.warning and len(gallery_captions(at)) == 2

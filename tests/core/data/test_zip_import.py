@@ -334,7 +334,7 @@ def test_reading_stops_as_soon_as_a_member_yields_more_than_declared():
     info = zipfile.ZipInfo("cat/bomb.jpg")
     info.file_size = 1_000
     with pytest.raises(BadInputError, match="possible zip bomb"):
-        zi._read(Archive(), info, zi.MAX_TOTAL_BYTES)
+        zi.read_member(Archive(), info, zi.MAX_TOTAL_BYTES)
 
 
 # -- the Dataset page ------------------------------------------------------------------------
