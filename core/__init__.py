@@ -13,14 +13,32 @@ The packages fall on two sides of one line, which `tests/test_layers.py` enforce
         data/       data sources, splits, image decoding and the decoded-image cache, zip import
         runs/       the run registry, run records and files, run requests, the worker process
         tables/     the tables the pages show, built from runs, reports and data sources
+        figures/    every plotly figure (the dashboard's charts and the run report's)
+        reports/    the self-contained HTML run report
+        curation/   label-issue rankings and the person's relabel / exclude / keep marks
+        embeddings/ 2-D maps of backbone features (PCA, t-SNE), cached
     ─────────────────────────────────────────────────────────────────────────────────
     TensorFlow: loaded by the training process, and by the server only for a page that needs a model
         model/      backbones from keras.applications, the reference head, augmentation layers
-        training/   the worker's training: datasets, feature cache, callbacks, head, fine-tuning, sweeps
+        training/   the worker's jobs: datasets, feature cache, head, fine-tuning, sweeps, analyses
         inference/  evaluation, prediction, Grad-CAM, export
 """
 
 __version__ = "0.1.0"
 
-TENSORFLOW_FREE = ("config", "errors", "progress", "workspace", "cli", "catalog", "data", "runs", "tables")
+TENSORFLOW_FREE = (
+    "config",
+    "errors",
+    "progress",
+    "workspace",
+    "cli",
+    "catalog",
+    "data",
+    "runs",
+    "tables",
+    "figures",
+    "reports",
+    "curation",
+    "embeddings",
+)
 NEEDS_TENSORFLOW = ("model", "training", "inference")

@@ -85,6 +85,21 @@ class RunPaths:
         return self.folder / "lr_curve.csv"
 
     @property
+    def embedding(self) -> Path:
+        """An embedding job's 2-D map of the parent run's images (core.embeddings)."""
+        return self.folder / "embedding.npz"
+
+    @property
+    def label_issues(self) -> Path:
+        """A label-issues job's ranked suspects, most suspect first (core.curation)."""
+        return self.folder / "label_issues.csv"
+
+    @property
+    def out_of_fold(self) -> Path:
+        """A label-issues job's out-of-fold predicted probabilities per image."""
+        return self.folder / "out_of_fold.npz"
+
+    @property
     def tensorboard(self) -> Path:
         return self.folder / "tensorboard"
 

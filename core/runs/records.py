@@ -1,11 +1,12 @@
 """What the registry holds about a run, as typed records: `RunRecord` and its live `Progress`.
 
-A run is a training run ("head", "finetune"), a data job ("prepare": download and prepare
-a data source in the worker) or an experiment on cached features: a learning-rate finder pass
-("lr_find", its curve in the run's folder) or a sweep ("sweep"), whose heads are its "member"
-runs (parent: the sweep); the sweep's winner is promoted to a normal "head" run (parent: the
-sweep). All share the queue, progress, cancel and liveness. Only training runs (`trains`) keep
-a model: they are the runs a page lists, follows, compares, evaluates, fine-tunes and exports.
+A run is a training run ("head", "finetune"), a data job ("prepare": download and prepare a data source in
+the worker) or an experiment on cached features: a learning-rate finder pass ("lr_find", its curve
+in the run's folder) or a sweep ("sweep"), whose heads are its "member" runs (parent: the sweep);
+the sweep's winner is promoted to a normal "head" run (parent: the sweep). An analysis job
+("embedding", "label_issues") studies a finished training run (its parent). All share the queue,
+progress, cancel and liveness. Only training runs (`trains`) keep a model: they are the runs a page
+lists, follows, compares, evaluates, fine-tunes and exports.
 
 The registry stores config, metrics and progress as JSON; these records are how every
 other layer reads them (`record.train.image_size`, `record.live.epoch`), so no page or
@@ -24,7 +25,11 @@ TRAINING_KINDS = ("head", "finetune")
 PREPARE = "prepare"
 SWEEP, MEMBER, LR_FIND = "sweep", "member", "lr_find"
 EXPERIMENT_KINDS = (SWEEP, LR_FIND)  # jobs of the queue that train heads but keep no model
-RUN_KINDS = (*TRAINING_KINDS, PREPARE, *EXPERIMENT_KINDS, MEMBER)
+# Jobs that study a finished training run (parent: that run) on its backbone features: the
+# embedding map and the label-issue ranking; their results live in their own folder.
+EMBEDDING, LABEL_ISSUES = "embedding", "label_issues"
+ANALYSIS_KINDS = (EMBEDDING, LABEL_ISSUES)
+RUN_KINDS = (*TRAINING_KINDS, PREPARE, *EXPERIMENT_KINDS, MEMBER, *ANALYSIS_KINDS)
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("done", "failed", "cancelled")

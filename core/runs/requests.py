@@ -11,6 +11,10 @@ that is already queued or being prepared joins that job instead of starting a se
 Experiments on cached features are jobs of the same queue too: a learning-rate finder pass
 (`queue_lr_find`) and a sweep (`queue_sweep`, its settings checked and listed here), both on a
 head-training config checked as a head run's is (`check_head_request`).
+
+Analysis jobs study a finished training run on its backbone features (`queue_analysis`: the
+embedding map, the label-issue ranking); a request joins the same job queued or running for
+that run, and `latest_analysis` finds the newest finished one a page shows.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from core.catalog.backbones import default_image_size, get_backbone
 from core.catalog.experiments import Settings, cacheable, check_settings
 from core.errors import BadInputError
 from core.runs.layout import RunBackup
-from core.runs.records import LR_FIND, PREPARE, SWEEP, RunRecord
+from core.runs.records import ANALYSIS_KINDS, LR_FIND, PREPARE, SWEEP, RunRecord
 from core.runs.store import RunStore
 
 
@@ -170,3 +174,38 @@ def preparing(store: RunStore) -> RunRecord | None:
 def same_source(a: cfg.DataConfig, b: cfg.DataConfig) -> bool:
     """Whether two data settings read the same source (the same kind at the same path)."""
     return (a.source, a.path or None) == (b.source, b.path or None)
+
+
+def queue_analysis(store: RunStore, kind: str, run_id: int, options: dict | None = None) -> int:
+    """Queue analysis job `kind` (records.ANALYSIS_KINDS) of finished training run `run_id`; returns its id.
+
+    The job gets the run's data and training config, plus `options` (its own settings, under the
+    kind's name). The same job queued or running for the run (same options) is joined instead.
+    """
+    if kind not in ANALYSIS_KINDS:
+        raise BadInputError(f"Unknown analysis {kind!r}; choose one of: {', '.join(ANALYSIS_KINDS)}.")
+    run = store.get(run_id)
+    if not run.trains or run.status != "done":
+        raise BadInputError(
+            f"Run {run_id} is not a finished training run; choose a done head or fine-tuning run."
+        )
+    if run.broken:
+        raise BadInputError(run.broken)
+    options = dict(options or {})
+    for job in store.list():
+        if job.kind == kind and job.parent == run_id and job.active and job.config.get(kind, {}) == options:
+            return job.id
+    config = {"data": cfg.to_dict(run.data), "train": cfg.to_dict(run.train), kind: options}
+    if run.finetune is not None:
+        config["finetune"] = cfg.to_dict(run.finetune)
+    return store.create(kind, config, parent=run_id)
+
+
+def latest_analysis(
+    store: RunStore, kind: str, run_id: int, records: list[RunRecord] | None = None
+) -> RunRecord | None:
+    """The newest analysis job `kind` of run `run_id` (any status), or None; `records`: runs already read."""
+    jobs = [
+        r for r in (store.list() if records is None else records) if r.kind == kind and r.parent == run_id
+    ]
+    return max(jobs, key=lambda r: r.id) if jobs else None

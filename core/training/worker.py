@@ -20,7 +20,9 @@ a training run queued behind a download starts once the data is there. Experimen
 features are jobs too: a learning-rate finder pass ("lr_find", core.training.lr_finder) and a
 sweep ("sweep", core.training.sweep), whose heads train as its "member" runs while the sweep
 record carries the progress ("setting i of n", epoch). A killed sweep is reaped failed like
-any run (core.runs.store); the members that finished before stay done.
+any run (core.runs.store); the members that finished before stay done. Analysis jobs study a
+finished run on its backbone features: "embedding" (core.training.embedding_job) and
+"label_issues" (core.training.label_issues); each records its own end.
 
 Memory: each fine-tuning run leaves 0.3-0.5 GB of TensorFlow's native memory behind in the
 process, and neither `keras.backend.clear_session(free_memory=True)`, `gc.collect()` nor
@@ -38,7 +40,7 @@ import time
 
 from core.errors import PetLabError
 from core.progress import ProgressCallback, no_progress
-from core.runs.records import LR_FIND, PREPARE, SWEEP
+from core.runs.records import ANALYSIS_KINDS, EMBEDDING, LR_FIND, PREPARE, SWEEP
 from core.runs.store import RunRecord, RunStore
 from core.training.callbacks import PROGRESS_INTERVAL_S, Printer
 from core.training.device import configure_device
@@ -120,6 +122,9 @@ def execute_run(
         if record.kind in (SWEEP, LR_FIND):  # each records its own end (its own kind of results)
             _execute_experiment(store, record, say, run.progress)
             return
+        if record.kind in ANALYSIS_KINDS:  # likewise
+            _execute_analysis(store, record, say, run.progress)
+            return
         status, metrics = train_head(run) if record.kind == "head" else finetune(run)
         store.finish(record.id, status, metrics)
         shutil.rmtree(run.paths.backup, ignore_errors=True)
@@ -146,6 +151,17 @@ def _execute_experiment(store: RunStore, record: RunRecord, say: Printer, progre
     suggestion = execute_lr_find(store, record, progress).suggestion
     found = "no suggestion (the loss never fell)" if suggestion is None else f"suggested lr {suggestion:.3g}"
     say(f"run {record.id} done: {found}")
+
+
+def _execute_analysis(store: RunStore, record: RunRecord, say: Printer, progress: ProgressCallback) -> None:
+    if record.kind == EMBEDDING:
+        from core.training.embedding_job import execute_embedding
+
+        execute_embedding(store, record, say, progress)
+    else:
+        from core.training.label_issues import execute_label_issues
+
+        execute_label_issues(store, record, say, progress)
 
 
 def file_error(store: RunStore, exc: OSError) -> PetLabError:
