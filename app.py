@@ -35,6 +35,7 @@ def navigation() -> st.Page:
     return st.navigation(pages)
 
 
+engine.keep_keras_session()
 st.set_page_config(page_title="PetLab", page_icon="🐾", layout="wide")
 st.session_state.setdefault(state.AUGMENT, cfg.TRAIN.augment)
 page = navigation()

@@ -10,6 +10,14 @@ page switches that happen meanwhile keep the processor: under load it roughly tr
 of it they get (see the report of issue 15). It only imports; TensorFlow's own compute threads
 are created later by the threads that run a model, at the normal priority.
 
+Two things Streamlit does after every rerun cost a page switch most of a second once TensorFlow is
+in the server (measured, issue 15): it calls `keras.backend.clear_session()` (0.4 s and growing
+on 2 cores, and racing with a model being loaded in a background thread) and `gc.collect(2)` over
+TensorFlow's objects. The server builds no model in a page script (models load here, once, and are
+cached), so `keep_keras_session` turns the first off; .streamlit/config.toml turns off the
+second (`runner.postScriptGC`), and the engine moves the objects of its imports out of the
+garbage collector's way (`gc.freeze`) so Python's own collections stay short too.
+
 `Loading` is the background job both the engine and a Predict page's model use: `ready()`,
 `wait(timeout)`, and `result()`, which re-raises the job's failure in the thread that asks.
 """
@@ -17,13 +25,16 @@ are created later by the threads that run a model, at the normal priority.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import script_runner
 
 from core.errors import PetLabError
 
@@ -91,6 +102,7 @@ def import_engine() -> None:
 
 def import_modules(load: Callable[[], None] = import_engine) -> None:
     """Import the engine's modules (`load`); any failure becomes one sentence a person can act on."""
+    keep_keras_session()
     try:
         load()
     except Exception as exc:
@@ -98,6 +110,23 @@ def import_modules(load: Callable[[], None] = import_engine) -> None:
             f"The model engine (TensorFlow) could not be loaded ({type(exc).__name__}: {exc}); "
             "reinstall PetLab's requirements and restart the dashboard."
         ) from None
+    gc.freeze()  # TensorFlow's hundreds of thousands of objects live as long as the server
+
+
+def _clean_after_rerun() -> None:
+    """Streamlit's after-rerun cleanup without `keras.backend.clear_session()` (see the module docstring)."""
+    if "matplotlib.pyplot" in sys.modules:
+        with contextlib.suppress(Exception):
+            sys.modules["matplotlib.pyplot"].close("all")
+
+
+def keep_keras_session() -> None:
+    """Stop Streamlit from clearing the Keras session after every rerun of this server's scripts.
+
+    Streamlit 1.67 calls its module function `_clean_problem_modules` after each script run;
+    PetLab replaces it with the same cleanup minus Keras (pinned Streamlit version: tested).
+    """
+    script_runner._clean_problem_modules = _clean_after_rerun
 
 
 @st.cache_resource(show_spinner=False)

@@ -53,3 +53,18 @@ def test_the_server_has_one_engine_and_it_loads_the_model_side():
 
 def test_importing_the_engine_module_starts_nothing_and_loads_no_tensorflow():
     assert first_heavy_imports(["ui.engine"]) == {}
+
+
+def test_a_rerun_of_the_app_keeps_the_keras_session(monkeypatch):
+    import keras
+    from streamlit.runtime.scriptrunner import script_runner
+
+    from tests.apptest import start_app
+
+    # Streamlit 1.67's own after-rerun cleanup clears the Keras session; if a new Streamlit
+    # renames it, PetLab's replacement would silently stop working, so this fails first.
+    assert callable(script_runner._clean_problem_modules)
+    monkeypatch.setattr(script_runner, "_clean_problem_modules", keras.backend.clear_session)
+    first = keras.backend.get_uid("petlab_session_probe")
+    start_app()
+    assert keras.backend.get_uid("petlab_session_probe") == first + 1  # not reset by clear_session
