@@ -2,6 +2,11 @@
 
 The router: five pages (views/) under st.navigation, and the shared sidebar (ui.sidebar),
 drawn on every rerun before the page so that its settings hold on every page.
+
+Streamlit runs this file for every session's reruns (as `__main__`): `main()` draws. When the
+server starts, `streamlit run` also imports it once, as a module, and serves the st.App it finds
+(`app`); that app's lifespan imports what the pages need in the background (ui/warmup.py), so
+the first page does not wait for pandas, plotly and PetLab's modules.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 import streamlit as st
 
-from core import config as cfg
-from ui import engine, sidebar, state
+from ui import warmup
 
 PAGES = (
     ("views/dataset.py", "Dataset", ":material/photo_library:"),
@@ -35,12 +39,24 @@ def navigation() -> st.Page:
     return st.navigation(pages)
 
 
-engine.keep_keras_session()
-st.set_page_config(page_title="PetLab", page_icon="🐾", layout="wide")
-st.session_state.setdefault(state.AUGMENT, cfg.TRAIN.augment)
-page = navigation()
-sidebar.draw()
-try:
-    page.run()
-finally:  # also after a page's st.stop(): the TensorFlow side loads in the background once drawn
-    engine.start()
+def main() -> None:
+    """One rerun: the sidebar, then the chosen page."""
+    warmup.wait()  # only the first page can find the server-start imports still running
+    from core import config as cfg
+    from ui import engine, sidebar, state
+
+    engine.keep_keras_session()
+    st.set_page_config(page_title="PetLab", page_icon="🐾", layout="wide")
+    st.session_state.setdefault(state.AUGMENT, cfg.TRAIN.augment)
+    page = navigation()
+    sidebar.draw()
+    try:
+        page.run()
+    finally:  # also after a page's st.stop(): the TensorFlow side loads in the background once drawn
+        engine.start()
+
+
+if __name__ == "__main__":
+    main()
+else:
+    app = st.App(__file__, lifespan=warmup.lifespan)

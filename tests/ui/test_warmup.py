@@ -1,0 +1,70 @@
+"""Server start (ui/warmup.py, app.py's st.App): the pages' imports are warmed, TensorFlow is not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+
+from tests.conftest import REPO
+from ui import warmup
+
+
+def test_the_warmed_modules_are_the_ones_the_router_and_pages_import():
+    names = warmup.page_imports()
+    assert {"ui.sidebar", "ui.state", "ui.engine", "core.config"} <= set(names)  # app.py's main()
+    assert {"pandas", "core.tables.dataset", "core.runs.store"} <= set(names)  # pages' top level
+    assert not [n for n in names if n.split(".")[0] in ("tensorflow", "keras")]
+    assert not [n for n in names if n.startswith(("core.inference", "core.training", "core.model"))]
+
+
+def test_warming_imports_the_pages_modules_without_tensorflow():
+    script = """
+import json, sys
+from ui import warmup
+imported = warmup.warm_imports()
+print(json.dumps({"imported": imported, "loaded": [m for m in ("pandas", "plotly", "ui.sidebar",
+    "core.tables.runs", "tensorflow", "keras") if m in sys.modules]}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["loaded"] == ["pandas", "plotly", "ui.sidebar", "core.tables.runs"]
+    assert "core.config.SPLITS" not in found["imported"]  # a name, not a module: skipped
+
+
+def test_the_server_imports_app_py_as_an_st_app_without_drawing_anything():
+    script = """
+import importlib.util, sys
+import streamlit as st
+spec = importlib.util.spec_from_file_location("app", "app.py")
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(type(module.app).__name__, "ui.sidebar" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    # The st.App, and none of the router's imports: they are the warm-up's job, after the server is up.
+    assert out.stdout.split()[-2:] == ["App", "False"]
+
+
+def test_a_page_waits_for_the_warmup_the_server_started():
+    release, warmed = threading.Event(), []
+
+    def warm() -> list[str]:
+        release.wait(60)
+        warmed.append(True)
+        return []
+
+    warmup._warming = warmup.Loading(warm, "test-warmup")
+    try:
+        threading.Timer(0.2, release.set).start()
+        warmup.wait()
+        assert warmed == [True]
+    finally:
+        warmup._warming = None

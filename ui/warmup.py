@@ -1,0 +1,76 @@
+"""Server start: import what the pages need before the first browser asks for one.
+
+`streamlit run app.py` serves app.py's `st.App` (Streamlit 1.67): its lifespan hook runs once when
+the server starts, before any session. `lifespan` starts `warm_imports` in a background thread there
+(the server answers at once), so the first page's script finds pandas, plotly and PetLab's
+TensorFlow-free modules already imported instead of importing them while the person waits (about 1 s
+of the first page on 2 cores, measured for issue 15). The first page's script `wait()`s for that
+thread before importing anything itself: two threads importing the same packages at once can
+deadlock on Python's import locks. TensorFlow is not imported here: it would take the processor the
+first page needs; the engine (ui/engine.py) loads it after the first page is drawn.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from ui.engine import Loading
+
+ROOT = Path(__file__).resolve().parent.parent
+_warming: Loading[list[str]] | None = None  # set by the lifespan, in the server process only
+
+
+def page_imports(root: Path = ROOT) -> list[str]:
+    """The modules the router (all of app.py) and the pages (their top level) import, without repeats.
+
+    Only the pages' top level: a page imports TensorFlow's side inside functions, when needed.
+    """
+    router = root / "app.py"
+    trees = [ast.walk(ast.parse(router.read_text(encoding="utf-8")))]
+    trees += [
+        ast.parse(page.read_text(encoding="utf-8")).body for page in sorted((root / "views").glob("*.py"))
+    ]
+    names: dict[str, None] = {}
+    for nodes in trees:
+        for node in nodes:
+            if isinstance(node, ast.Import):
+                names.update(dict.fromkeys(alias.name for alias in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names[node.module] = None
+                names.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names))
+    return [name for name in names if name != "__future__"]
+
+
+def warm_imports(root: Path = ROOT) -> list[str]:
+    """Import every module the pages import, and draw one tiny plotly figure; the names imported."""
+    imported = []
+    for name in page_imports(root):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # `from package import function` names no module: nothing to warm
+            continue
+        except Exception:  # a broken module fails where a page imports it, with its own message
+            continue
+        imported.append(name)
+    import plotly.graph_objects as go
+
+    go.Figure(go.Bar(x=["a"], y=[1])).to_json()  # plotly builds its validators on first use
+    return imported
+
+
+def wait() -> None:
+    """Wait for the server-start imports, if this server started them and they are still running."""
+    if _warming is not None:
+        _warming.wait()  # a failed import surfaces where the page imports it, as it would unwarmed
+
+
+@asynccontextmanager
+async def lifespan(app) -> AsyncIterator[None]:
+    """The st.App lifespan: start warming the imports, and serve at once."""
+    global _warming
+    _warming = Loading(warm_imports, "petlab-warmup")
+    yield
