@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.figures.curves import training_curves
 from core.runs.records import RunRecord
 from core.runs.store import Revision, RunStore
 from core.tables.runs import CURVE_METRICS, current_run, history_frame, runs_csv, runs_frame
-from ui import charts
 
 
 @dataclass
@@ -63,7 +63,7 @@ class LiveView:
         self.figures = (
             {}
             if frame.empty
-            else {m: charts.training_curves(frame, m, "split", m.capitalize()) for m in CURVE_METRICS}
+            else {m: training_curves(frame, m, "split", m.capitalize()) for m in CURVE_METRICS}
         )
 
 

@@ -28,6 +28,7 @@ from core.catalog.experiments import (
     random_draws,
 )
 from core.data.tfds_source import tfds_prepared
+from core.figures.experiments import lr_finder_curve, sweep_curves, sweep_parallel
 from core.runs import worker_process as jobs
 from core.runs.records import LR_FIND, SWEEP, RunRecord
 from core.runs.requests import queue_lr_find, queue_prepare, queue_sweep
@@ -40,7 +41,7 @@ from core.tables.sweeps import (
     settings_frame,
     sweep_progress,
 )
-from ui import charts, errors, state
+from ui import errors, state
 from ui.run_status import queued_toast
 
 FIND_LR = "find_lr"  # the finder's button
@@ -113,7 +114,7 @@ def finder_result(store: RunStore, job: RunRecord) -> None:
         )
         return
     suggestion = job.metrics.get("suggested_lr")
-    st.plotly_chart(charts.lr_finder_curve(curve, suggestion), key="lr_finder_chart")
+    st.plotly_chart(lr_finder_curve(curve, suggestion), key="lr_finder_chart")
     st.caption(f"Run {job.id}: {job.train.backbone} on {job.data.source}, batch size {job.train.batch_size}.")
     if suggestion is None:
         st.warning(NO_SUGGESTION)
@@ -265,10 +266,10 @@ def member_charts(store: RunStore, sweep: RunRecord, members: list[RunRecord]) -
     curves = members_curves(store, members)
     if not curves.empty:
         for column, metric in zip(st.columns(2), ("accuracy", "loss"), strict=True):
-            column.plotly_chart(charts.sweep_curves(curves, metric), key=f"sweep_{metric}_chart")
+            column.plotly_chart(sweep_curves(curves, metric), key=f"sweep_{metric}_chart")
     table = settings_frame(sweep, members)
     if len(table) and table.shape[1] > 1:
-        st.plotly_chart(charts.sweep_parallel(table), key="sweep_parallel_chart")
+        st.plotly_chart(sweep_parallel(table), key="sweep_parallel_chart")
 
 
 def _g(value: float) -> str:

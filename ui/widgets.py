@@ -3,6 +3,7 @@ a photo's ranked predictions."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +13,15 @@ from core.runs.records import RunRecord
 from core.runs.store import RunStore
 from core.tables.evaluation import run_label
 from core.tables.runs import predictable_runs
+
+# What Streamlit's markdown would read as formatting: CommonMark punctuation, and ':' and '$'
+# (Streamlit's :color[...] / :material/...: directives and LaTeX).
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def literal(text: str) -> str:
+    """`text` escaped for a markdown label, so a class or file name shows exactly as it is."""
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 class ProgressBar:
@@ -66,4 +76,4 @@ def top_predictions(top: list[tuple[str, float]], key: str) -> None:
     with st.container(key=key):
         for name, probability in top:
             # A float32 softmax can round a hair above 1, which st.progress refuses.
-            st.progress(min(max(probability, 0.0), 1.0), text=f"{name} · {100 * probability:.1f}%")
+            st.progress(min(max(probability, 0.0), 1.0), text=f"{literal(name)} · {100 * probability:.1f}%")

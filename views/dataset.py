@@ -16,9 +16,10 @@ from core.config import SPLITS
 from core.data import DataSource
 from core.data.zip_import import ImportReport, import_zip
 from core.errors import NotFoundError, PetLabError
+from core.figures.data import label_counts_bar
 from core.tables.dataset import counts_by_class, headline_counts, sample_indices, species_of, thumbnail
-from ui import charts, data_job, errors, state
-from ui.widgets import progress_bar
+from ui import data_job, errors, state
+from ui.widgets import literal, progress_bar
 
 SAMPLES = 12
 GRID_COLUMNS = 6
@@ -118,7 +119,7 @@ def counts_chart(description: dict) -> None:
     order = right.segmented_control(
         "Sort by", ["count", "name", "species"], default="count", key="counts_sort", persist_state="session"
     )
-    figure = charts.label_counts_bar(counts_by_class(description, split, order))
+    figure = label_counts_bar(counts_by_class(description, split, order))
     st.plotly_chart(figure, key="label_counts_chart")
 
 
@@ -158,7 +159,9 @@ def sample_grid(source: DataSource, key: tuple) -> None:
     )
     image, label, name = examples[chosen]
     height, width, channels = image.shape
-    st.markdown(f"**{classes[label]}** · `{name}` · shape **{height} × {width} × {channels}** (uint8 RGB)")
+    st.markdown(
+        f"**{literal(classes[label])}** · `{name}` · shape **{height} × {width} × {channels}** (uint8 RGB)"
+    )
     st.image(image, caption=f"{name}: {width}×{height} px")
 
 

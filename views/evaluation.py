@@ -4,13 +4,16 @@ Everything shown comes from the run's evaluation report (`store.paths(id).evalua
 written by core.inference.evaluate); a run without one gets a button to compute it. The test
 images of the gallery (ui.gallery) are read from the decoded-image cache, in the same order as
 the report. Only evaluating (ui.evaluate) and exporting (ui.exports) load TensorFlow, when their
-buttons are clicked.
+buttons are clicked. The run's HTML report (core.reports.run_report) is built only when its download
+button is clicked.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from core.figures.evaluation import confused_pairs_bar, confusion_heatmap, recall_difference_bar
+from core.reports.run_report import run_report_html
 from core.runs.records import RunRecord
 from core.runs.store import RunStore
 from core.tables.evaluation import (
@@ -23,7 +26,7 @@ from core.tables.evaluation import (
     recall_diff_frame,
     run_label,
 )
-from ui import charts, evaluate, exports, gallery, state, widgets
+from ui import evaluate, exports, gallery, state, widgets
 
 TOP_PAIRS = 10
 NO_RUNS = "There is no finished run to evaluate yet: train one on the Training page first."
@@ -55,7 +58,7 @@ def confusion_section(report: dict) -> None:
         key="cm_hide_diagonal",
         help="Leave the diagonal blank, so that the colour scale shows the mistakes.",
     )
-    figure = charts.confusion_heatmap(confusion_frame(report), normalize, hide_diagonal)
+    figure = confusion_heatmap(confusion_frame(report), normalize, hide_diagonal)
     st.plotly_chart(figure, key="confusion_chart")
 
 
@@ -74,7 +77,7 @@ def pairs_chart(report: dict) -> None:
             "No confusions: every test image was classified correctly.", icon=":material/check_circle:"
         )
         return
-    st.plotly_chart(charts.confused_pairs_bar(pairs), key="confused_pairs_chart")
+    st.plotly_chart(confused_pairs_bar(pairs), key="confused_pairs_chart")
     st.caption("true breed → predicted breed, the largest off-diagonal cells of the confusion matrix.")
 
 
@@ -105,8 +108,23 @@ def comparison(store: RunStore, record: RunRecord, report: dict, runs: list[RunR
     if diff.empty:
         st.info("The two runs have no breed in common.")
         return
-    st.plotly_chart(charts.recall_difference_bar(diff, this, that), key="compare_recall_chart")
+    st.plotly_chart(recall_difference_bar(diff, this, that), key="compare_recall_chart")
     st.caption(f"Per-breed accuracy (recall) of {this} minus {that}, on each run's own test split.")
+
+
+def report_download(store: RunStore, record: RunRecord) -> None:
+    """The run's self-contained HTML report, built when the button is clicked (not on every rerun)."""
+    st.download_button(
+        "Download the report (HTML)",
+        data=lambda: run_report_html(store, record.id).encode("utf-8"),
+        file_name=f"petlab-run-{record.id}-report.html",
+        mime="text/html",
+        key="download_report",
+        icon=":material/description:",
+        on_click="ignore",
+        help="One file with the settings, data counts, curves, test results and mistakes; "
+        "it opens in any browser, offline.",
+    )
 
 
 st.title("Evaluation")
@@ -115,11 +133,13 @@ record, runs = widgets.pick_finished_run(store, "Run", "eval_run", NO_RUNS)
 report = load_evaluation(store.paths(record.id).evaluation)
 if report is None:
     evaluate.evaluate_button(store, record)
+    report_download(store, record)
     st.subheader("Export")
     exports.export_section(store, record)
     st.stop()
 
 headline(report)
+report_download(store, record)
 results, mistakes, compare, export = st.tabs(["Test results", "Mistakes", "Compare runs", "Export"])
 with results:
     confusion_section(report)

@@ -110,13 +110,13 @@ def show_top5(index: int, image: np.ndarray | None, prediction: Prediction) -> D
     with st.container(border=True):
         if prediction.error:
             left, right = st.columns([1, 2], vertical_alignment="center")
-            left.markdown(f"**{prediction.name}**")
+            left.markdown(f"**{widgets.literal(prediction.name)}**")
             right.error(errors.sentence(prediction.error), icon=":material/broken_image:")
             return None
         left, middle, right = st.columns([1, 1, 2], vertical_alignment="center")
         left.image(image, caption=prediction.name)
         best, probability = prediction.top[0]
-        right.markdown(f"Most likely **{best}** ({100 * probability:.1f}%)")
+        right.markdown(f"Most likely **{widgets.literal(best)}** ({100 * probability:.1f}%)")
         with right:
             widgets.top_predictions(prediction.top, f"top5_{index}")
         slot = middle.empty()

@@ -14,12 +14,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.figures.curves import training_curves
 from core.runs import worker_process as jobs
 from core.runs.records import RunRecord
 from core.runs.requests import queue_finetune_run, queue_head_run
 from core.runs.store import RunStore
 from core.tables.runs import CURVE_METRICS, finetunable_runs, history_frame, training_runs
-from ui import charts, errors, run_status, runs_table, state, sweep
+from ui import errors, run_status, runs_table, state, sweep
 from ui.live import LiveView
 from ui.run_status import queued_toast
 
@@ -91,7 +92,7 @@ def finetune_section(store: RunStore) -> None:
 def curves(frame: pd.DataFrame, color: str, key_prefix: str, title_note: str = "") -> None:
     """Accuracy and loss side by side, as charts `<key_prefix>_accuracy_chart` and `…_loss_chart`."""
     for column, metric in zip(st.columns(2), ("accuracy", "loss"), strict=True):
-        figure = charts.training_curves(frame, metric, color, f"{metric.capitalize()}{title_note}")
+        figure = training_curves(frame, metric, color, f"{metric.capitalize()}{title_note}")
         column.plotly_chart(figure, key=f"{key_prefix}_{metric}_chart")
 
 

@@ -8,6 +8,7 @@
         history.json         per-epoch metrics (also in the registry)
         history.csv          the same, written by Keras' CSVLogger while training
         evaluation.json      the test-split report (core.inference.evaluate)
+        report.html          the run's self-contained HTML report (core.reports)
         tensorboard/         TensorBoard logs
         lr_curve.csv         a learning-rate finder job's curve: lr, loss (smoothed), raw_loss
         backup/              while training: the per-epoch backup a resume starts from
@@ -78,6 +79,11 @@ class RunPaths:
     @property
     def evaluation(self) -> Path:
         return self.folder / "evaluation.json"
+
+    @property
+    def report(self) -> Path:
+        """The run's self-contained HTML report (core.reports.run_report), opened offline in a browser."""
+        return self.folder / "report.html"
 
     @property
     def lr_curve(self) -> Path:

@@ -235,5 +235,48 @@ def test_export_keras_gives_a_download(trained_copy):
     names = paths.export_labels.read_text().split()
     assert names == report_of(trained_copy)["class_names"]
     keys = {button.key for button in at.get("download_button")}
-    assert keys == {"download_keras", "download_labels"}
+    assert keys == {"download_keras", "download_labels", "download_report"}
     assert not paths.export_model("tflite").exists()
+
+
+def report_button(at):
+    (button,) = [b for b in at.get("download_button") if b.proto.id.endswith("-download_report")]
+    return button.proto
+
+
+@pytest.fixture
+def deferred_downloads(monkeypatch) -> dict:
+    """{file id: callable} of every download button whose data is built only when it is clicked."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    callables, original = {}, MediaFileManager.add_deferred
+
+    def add_deferred(self, data, *args, **kwargs):
+        file_id = original(self, data, *args, **kwargs)
+        callables[file_id] = data
+        return file_id
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", add_deferred)
+    return callables
+
+
+def test_the_report_download_is_built_only_when_clicked(trained_copy, deferred_downloads, monkeypatch):
+    import core.reports.run_report as run_report
+
+    built, original = [], run_report.run_report_html
+    monkeypatch.setattr(run_report, "run_report_html", lambda store, i: built.append(i) or original(store, i))
+    at = evaluation_page()
+    button = report_button(at)
+    assert button.label == "Download the report (HTML)" and not button.url  # no data sent yet
+    at.toggle(key="cm_normalize").set_value(True).run()
+    assert not built  # drawing the page, and drawing it again, built no report
+
+    html = deferred_downloads[report_button(at).deferred_file_id]().decode("utf-8")  # the click
+    assert built == [1] and 'id="confusion-matrix"' in html
+
+
+def test_a_run_not_evaluated_yet_has_a_report_to_download(trained_copy, deferred_downloads):
+    RunPaths.of(trained_copy, 1).evaluation.unlink()
+    at = evaluation_page()
+    html = deferred_downloads[report_button(at).deferred_file_id]().decode("utf-8")
+    assert "no test evaluation yet" in html and 'id="curve-loss"' in html
