@@ -29,6 +29,8 @@ from core.tables.evaluation import (
 from ui import evaluate, exports, gallery, state, widgets
 
 TOP_PAIRS = 10
+TABS = ["Test results", "Mistakes", "Compare runs", "Export"]
+TAB = "eval_tab"  # the open tab's label
 NO_RUNS = "There is no finished run to evaluate yet: train one on the Training page first."
 SCORE = {"min_value": 0.0, "max_value": 1.0, "format": "percent"}
 PER_CLASS_COLUMNS = {
@@ -140,14 +142,19 @@ if report is None:
 
 headline(report)
 report_download(store, record)
-results, mistakes, compare, export = st.tabs(["Test results", "Mistakes", "Compare runs", "Export"])
-with results:
-    confusion_section(report)
-    per_class_table(report)
-with mistakes:
-    pairs_chart(report)
-    gallery.gallery(store, record, report)
-with compare:
-    comparison(store, record, report, runs)
-with export:
-    exports.export_section(store, record)
+# Lazy tabs: only the open tab's content is computed and sent, so the page draws at once.
+results, mistakes, compare, export = st.tabs(TABS, key=TAB, on_change="rerun")
+if results.open:
+    with results:
+        confusion_section(report)
+        per_class_table(report)
+if mistakes.open:
+    with mistakes:
+        pairs_chart(report)
+        gallery.gallery(store, record, report)
+if compare.open:
+    with compare:
+        comparison(store, record, report, runs)
+if export.open:
+    with export:
+        exports.export_section(store, record)

@@ -43,6 +43,12 @@ def evaluation_page(**sidebar):
     return open_page(at, "evaluation")
 
 
+def open_tab(at, label: str):
+    """Open one of the page's lazy tabs (only the open one is drawn) and rerun."""
+    at.session_state["eval_tab"] = label
+    return at.run()
+
+
 def array(value) -> np.ndarray:
     """A figure's array, which plotly may send as base64 ({"dtype", "bdata", "shape"})."""
     if isinstance(value, dict) and "bdata" in value:
@@ -88,7 +94,15 @@ def test_evaluation_page_shows_a_finished_run(trained_copy):
     table = at.dataframe[0].value
     assert {"breed", "precision", "recall", "f1", "support"} <= set(table.columns)
     assert sorted(table["breed"]) == sorted(names) and table["support"].sum() == report["count"]
+    # Lazy tabs: the other tabs' content is not computed until opened.
+    assert not [c for c in captions(at) if " → " in c]
+    assert "compare_run" not in [w.key for w in at.selectbox] and "export_keras" not in [
+        b.key for b in at.button
+    ]
 
+    open_tab(at, "Mistakes")
+    with pytest.raises(KeyError):  # the closed tab is not drawn any more
+        chart(at, "confusion_chart")
     pairs = confused_pairs(report)
     bars = chart(at, "confused_pairs_chart")["data"][0]
     assert list(array(bars["y"])) == (pairs["true"] + " → " + pairs["predicted"]).tolist()
@@ -106,6 +120,7 @@ def test_evaluation_page_shows_a_finished_run(trained_copy):
     assert shown and all(c.startswith(f"{breed} → ") for c in shown)
     assert len(shown) == mistakes_by_class(report)[breed]
 
+    open_tab(at, "Export")
     code = [block.value for block in at.code]
     assert code == ["tensorboard --logdir workspace/runs"]  # the workspace's name, not its path
 
@@ -165,11 +180,11 @@ def test_the_page_shows_the_hand_computed_numbers(workspace, tmp_path):
         assert (shown["precision"], shown["recall"], shown["f1"]) == pytest.approx((precision, recall, f1))
         assert shown["support"] == support
 
-    bars = chart(at, "confused_pairs_chart")["data"][0]
-    assert list(array(bars["y"])) == known.CONFUSED_PAIRS
-
     at.toggle(key="cm_normalize").set_value(True).run()
     assert matrix(at)[1].tolist() == [0.0, 0.5, 0.0, 0.5, 0.0, 0.0]  # Bengal: 1 right, 1 as beagle
+
+    bars = chart(open_tab(at, "Mistakes"), "confused_pairs_chart")["data"][0]
+    assert list(array(bars["y"])) == known.CONFUSED_PAIRS
 
 
 def test_two_runs_side_by_side(trained_copy):
@@ -180,7 +195,7 @@ def test_two_runs_side_by_side(trained_copy):
     other["per_class"][0]["recall"] = report["per_class"][0]["recall"] - 0.5
     other["per_class"][1]["recall"] = report["per_class"][1]["recall"] + 0.25
     other_id = add_run_copy(trained_copy, other)
-    at = evaluation_page()
+    at = open_tab(evaluation_page(), "Compare runs")
     assert at.selectbox(key="compare_run").value is None
     at.selectbox(key="compare_run").set_value(other_id).run()
     assert not at.exception and not at.error, texts(at.error)
@@ -202,12 +217,13 @@ def test_gallery_refuses_test_images_outside_the_data_roots(trained_copy):
     run_id = add_run_copy(trained_copy, data={"source": "folder", "path": "/srv/private/pets"})
     at = evaluation_page()
     at.selectbox(key="eval_run").set_value(run_id).run()
+    chart(at, "confusion_chart")  # the test results show
+    open_tab(at, "Mistakes")
     assert not at.exception
     (message,) = texts(at.error)
     assert "outside the data folders" in message and "/srv" not in message
     assert "The test images cannot be read, so the mistakes are not shown." in texts(at.caption)
     assert not [c for c in captions(at) if " → " in c]
-    chart(at, "confusion_chart")  # the rest of the page still shows
 
 
 def test_a_stale_evaluation_is_not_matched_with_the_wrong_images(trained_copy):
@@ -216,7 +232,7 @@ def test_a_stale_evaluation_is_not_matched_with_the_wrong_images(trained_copy):
     current = list(report["labels"])
     report["labels"] = current[::-1]  # as if the test split had changed since
     path.write_text(json.dumps(report))
-    at = evaluation_page()
+    at = open_tab(evaluation_page(), "Mistakes")
     assert any("have changed" in text for text in texts(at.warning))
     assert not [c for c in captions(at) if " → " in c]
     at.button(key="reevaluate_run").click().run()
@@ -226,7 +242,7 @@ def test_a_stale_evaluation_is_not_matched_with_the_wrong_images(trained_copy):
 
 
 def test_export_keras_gives_a_download(trained_copy):
-    at = evaluation_page()
+    at = open_tab(evaluation_page(), "Export")
     assert "Nothing exported yet." in texts(at.caption)
     at.button(key="export_keras").click().run()
     assert not at.exception and not at.error, texts(at.error)
