@@ -6,13 +6,15 @@ reloaded or the server restarts, and runs started from a terminal show up too.
 Every browser session sees the same runs; a run started while another one
 trains waits in the queue, and the page says so. A failed run that finished at
 least one epoch can be resumed from its backup (ui.run_status); the runs table downloads as CSV.
-Experiments on cached features, the learning-rate finder and sweeps, are queued and shown by ui.sweep.
+Experiments on cached features, the learning-rate finder and sweeps, are queued and shown by ui.sweep;
+they and the comparison of runs sit in sections computed only while open.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.figures.curves import training_curves
 from core.runs import worker_process as jobs
@@ -27,6 +29,9 @@ from ui.run_status import queued_toast
 FINETUNE_PARENT = "finetune_parent"  # the "From run" selectbox's key
 LIVE_VIEW = "live_view"  # the live panel's ui.live.LiveView, kept between polls
 LIVE_FRAGMENT_RERUN = "live_fragment_rerun"  # False right after a full run of the page
+# Sections computed and drawn only while open (st.expander with on_change="rerun"): the page
+# itself draws at once, whatever the registry holds.
+EXPERIMENTS, COMPARE = "experiments_open", "compare_open"
 
 
 def settings_summary(values: dict[str, object]) -> None:
@@ -115,28 +120,41 @@ def live_panel(store: RunStore) -> None:
     runs_table.runs_table(view.table, view.table_csv)
 
 
+def lazy_section(label: str, key: str, icon: str) -> DeltaGenerator | None:
+    """A collapsed expander whose content is computed only while it is open: the container, or None."""
+    section = st.expander(label, key=key, icon=icon, on_change="rerun")
+    return section if section.open else None
+
+
 def experiments(store: RunStore, records: list[RunRecord]) -> None:
     """The learning-rate finder and sweeps: many heads on the cached features of the sidebar's data."""
-    st.subheader("Experiments on cached features")
-    with st.container(border=True):
-        sweep.lr_finder(store, records)
-    with st.expander(
-        "Sweep: train a head per setting, keep the best by validation", icon=":material/grid_view:"
-    ):
-        sweep.sweep_form(store)
-    sweep.sweep_results(store, records)
+    section = lazy_section(
+        "Experiments on cached features: learning-rate finder, sweeps", EXPERIMENTS, ":material/science:"
+    )
+    if section is None:
+        return
+    with section:
+        with st.container(border=True):
+            sweep.lr_finder(store, records)
+        with st.container(border=True):
+            st.markdown("**Sweep**: train a head per setting, keep the best by validation")
+            sweep.sweep_form(store)
+        sweep.sweep_results(store, records)
 
 
 def comparison(store: RunStore, records: list[RunRecord]) -> None:
     records = [r for r in training_runs(records) if r.status != "queued"]
     if not records:
         return
-    st.subheader("Compare runs")
-    frame = history_frame(store, runs_table.pick_runs_to_compare(records))
-    if frame.empty:
-        st.caption("The chosen runs have no finished epochs yet.")
+    section = lazy_section("Compare runs: overlaid curves", COMPARE, ":material/stacked_line_chart:")
+    if section is None:
         return
-    curves(frame, "run", "compare", " (dashed: train)")
+    with section:
+        frame = history_frame(store, runs_table.pick_runs_to_compare(records))
+        if frame.empty:
+            st.caption("The chosen runs have no finished epochs yet.")
+            return
+        curves(frame, "run", "compare", " (dashed: train)")
 
 
 st.title("Training")

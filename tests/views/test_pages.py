@@ -96,6 +96,9 @@ def test_every_page_renders_with_runs(trained, pets, workspace, monkeypatch):
     assert table["backbone"].tolist() == ["mobilenetv3small"]
     assert {"best val accuracy %", "test accuracy %", "duration"} <= set(table.columns)
     assert {t["name"] for t in chart(at, "live_accuracy_chart")["data"]} == {"train", "validation"}
+    assert "compare_runs" not in [w.key for w in at.multiselect]  # a closed section is not computed
+    at.session_state["compare_open"] = True
+    at.run()
     assert at.multiselect(key="compare_runs").value == [1]
     assert {t["name"] for t in chart(at, "compare_loss_chart")["data"]} == {
         "run 1, train",

@@ -16,6 +16,12 @@ from tests.views.test_evaluation import array  # a figure's array, maybe sent as
 TRAIN = {"backbone": "mobilenetv3small", "weights": "none", "image_size": 32, "epochs": 5, "batch_size": 16}
 
 
+def open_experiments(at):
+    """Open the page's experiments section (drawn only while open) and rerun."""
+    at.session_state["experiments_open"] = True
+    return at.run()
+
+
 def widget(at, kind: str, key: str):
     (found,) = [w for w in getattr(at, kind) if w.key == key]
     return found
@@ -23,7 +29,7 @@ def widget(at, kind: str, key: str):
 
 def test_the_sweep_form_queues_a_sweep_of_the_chosen_grid(workspace, pets, spawned):
     at = start_app(data_source="folder", data_path=str(pets), **TINY)
-    open_page(at, "training")
+    open_experiments(open_page(at, "training"))
     widget(at, "multiselect", "sweep_grid_lr").set_value([1e-3, 1e-2])
     widget(at, "multiselect", "sweep_grid_dropout").set_value([0.1, 0.3, 0.5]).run()
     assert any("**6** heads" in text for text in texts(at.caption))
@@ -41,7 +47,7 @@ def test_the_sweep_form_queues_a_sweep_of_the_chosen_grid(workspace, pets, spawn
 
 def test_find_a_learning_rate_queues_a_finder_job(workspace, pets, spawned):
     at = start_app(data_source="folder", data_path=str(pets), **TINY)
-    open_page(at, "training")
+    open_experiments(open_page(at, "training"))
     at.button(key="find_lr").click().run()
     assert not at.error, texts(at.error)
     (job,) = RunStore(workspace).list()
@@ -81,7 +87,7 @@ def finished_sweep(store: RunStore) -> tuple[int, list[int], int]:
 def test_a_finished_sweep_shows_its_leaderboard_curves_and_parallel_coordinates(workspace):
     _, _, winner = finished_sweep(RunStore(workspace))
     at = start_app()
-    open_page(at, "training")
+    open_experiments(open_page(at, "training"))
     (table,) = [frame.value for frame in at.dataframe if "setting" in frame.value]
     assert list(table["setting"]) == ["setting 2", "setting 3", "setting 1"]  # best validation first
     assert list(table["winner"]) == [True, False, False]
@@ -105,7 +111,7 @@ def test_the_live_panel_follows_a_running_sweep(workspace):
     member = store.create("member", {"train": TRAIN}, parent=sweep, status="running")
     store.set_progress(sweep, member=2, members=3, member_run=member, epoch=3, epochs=5)
     at = start_app()
-    open_page(at, "training")
+    open_experiments(open_page(at, "training"))
     bar = at.get("progress")[0]
     assert bar.text == "Setting 2 of 3 · epoch 3 of 5" and bar.value == 46  # (1 + 2/5) of 3
     assert any(f"Run {sweep}: sweep of 3 settings" in m.value for m in at.markdown)
@@ -124,7 +130,7 @@ def test_use_puts_the_finders_suggestion_into_the_sidebar(workspace):
     curve.to_csv(paths.lr_curve, index=False)
     store.finish(job, "done", {"suggested_lr": 2.4e-3, "points": 60})
     at = start_app()
-    open_page(at, "training")
+    open_experiments(open_page(at, "training"))
     figure = chart(at, "lr_finder_chart")
     assert figure["layout"]["xaxis"]["type"] == "log"
     assert any(trace["name"] == "suggested 0.0024" for trace in figure["data"])
@@ -132,3 +138,12 @@ def test_use_puts_the_finders_suggestion_into_the_sidebar(workspace):
     at.button(key="use_lr").click().run()
     assert sidebar_widget(at, "lr").value == 3e-3  # the nearest learning rate the sidebar offers
     assert not at.exception
+
+
+def test_the_experiments_section_is_computed_only_while_open(workspace):
+    finished_sweep(RunStore(workspace))
+    at = open_page(start_app(), "training")
+    assert "find_lr" not in [b.key for b in at.button] and "start_sweep" not in [b.key for b in at.button]
+    assert not [frame for frame in at.dataframe if "setting" in frame.value]  # no leaderboard sent
+    at = open_experiments(at)
+    assert "find_lr" in [b.key for b in at.button] and "start_sweep" in [b.key for b in at.button]
