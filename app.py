@@ -1,7 +1,7 @@
 """PetLab dashboard: `streamlit run app.py`.
 
-The router: five pages (views/) under st.navigation, and the shared sidebar (ui.sidebar),
-drawn on every rerun before the page so that its settings hold on every page.
+The router: the pages (views/) under st.navigation, in three menu sections, and the shared
+sidebar (ui.sidebar), drawn on every rerun before the page so that its settings hold on every page.
 
 Streamlit runs this file for every session's reruns (as `__main__`): `main()` draws. When the
 server starts, `streamlit run` also imports it once, as a module, and serves the st.App it finds
@@ -22,21 +22,23 @@ import streamlit as st
 
 from ui import warmup
 
+# (file, title, icon, menu section), in menu order.
 PAGES = (
-    ("views/dataset.py", "Dataset", ":material/photo_library:"),
-    ("views/augmentation.py", "Augmentation", ":material/auto_fix_high:"),
-    ("views/training.py", "Training", ":material/model_training:"),
-    ("views/evaluation.py", "Evaluation", ":material/analytics:"),
-    ("views/predict.py", "Predict", ":material/search:"),
+    ("views/dataset.py", "Dataset", ":material/photo_library:", "Data"),
+    ("views/augmentation.py", "Augmentation", ":material/auto_fix_high:", "Data"),
+    ("views/training.py", "Training", ":material/model_training:", "Model"),
+    ("views/evaluation.py", "Evaluation", ":material/analytics:", "Model"),
+    ("views/predict.py", "Predict", ":material/search:", "Model"),
+    ("views/embedding.py", "Embedding map", ":material/scatter_plot:", "Know your data"),
 )
 
 
 def navigation() -> st.Page:
     """The page to run: the one chosen in the menu (the first one by default)."""
-    pages = [
-        st.Page(path, title=title, icon=icon, default=n == 0) for n, (path, title, icon) in enumerate(PAGES)
-    ]
-    return st.navigation(pages)
+    sections: dict[str, list[st.Page]] = {}
+    for n, (path, title, icon, section) in enumerate(PAGES):
+        sections.setdefault(section, []).append(st.Page(path, title=title, icon=icon, default=n == 0))
+    return st.navigation(sections)
 
 
 def main() -> None:

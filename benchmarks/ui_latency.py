@@ -129,7 +129,7 @@ def dashboard_pages() -> list[tuple[str, str]]:
     tree = ast.parse((REPO / "app.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "PAGES" for t in node.targets):
-            return [(title, Path(path).stem) for path, title, _ in ast.literal_eval(node.value)]
+            return [(title, Path(path).stem) for path, title, *_ in ast.literal_eval(node.value)]
     raise RuntimeError("app.py has no PAGES tuple")
 
 

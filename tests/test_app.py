@@ -24,7 +24,8 @@ def test_the_router_lists_every_view_in_order():
         if isinstance(node, ast.Constant) and str(node.value).startswith("views/")
     ]
     assert paths == [
-        f"views/{name}.py" for name in ("dataset", "augmentation", "training", "evaluation", "predict")
+        f"views/{name}.py"
+        for name in ("dataset", "augmentation", "training", "evaluation", "predict", "embedding")
     ]
 
 

@@ -22,6 +22,7 @@ PAGES = {
     "training": "Training",
     "evaluation": "Evaluation",
     "predict": "Predict",
+    "embedding": "Embedding map",
 }
 
 
