@@ -9,17 +9,32 @@ from core.tables.dataset import SPECIES_COLORS
 
 
 def label_counts_bar(table: pd.DataFrame) -> go.Figure:
-    """Images per breed (columns class, species, count), in the table's order, cats and dogs coloured."""
-    import plotly.express as px  # here, not at import: express costs the first page ~0.4 s
+    """Images per breed (columns class, species, count), in the table's order, cats and dogs coloured.
 
-    fig = px.bar(
-        table,
-        x="class",
-        y="count",
-        color="species",
-        color_discrete_map=SPECIES_COLORS,
-        category_orders={"class": table["class"].tolist()},
-        labels={"class": "breed", "count": "images"},
-    )
-    fig.update_layout(height=380, margin={"t": 10, "b": 10}, xaxis_tickangle=-45)
-    return fig
+    Plain bar traces (one per species, for the legend), not plotly express: the Dataset page
+    redraws it on every rerun, and express took ~0.2 s of each.
+    """
+    traces = [
+        go.Bar(
+            x=rows["class"].tolist(),
+            y=rows["count"].tolist(),
+            name=species,
+            marker_color=SPECIES_COLORS.get(species),
+            hovertemplate="breed=%{x}<br>images=%{y}<extra>" + species + "</extra>",
+        )
+        for species, rows in table.groupby("species", sort=True)
+    ]
+    layout = {
+        "height": 380,
+        "margin": {"t": 10, "b": 10},
+        "barmode": "relative",
+        "legend": {"title": {"text": "species"}},
+        "xaxis": {
+            "title": {"text": "breed"},
+            "tickangle": -45,
+            "categoryorder": "array",
+            "categoryarray": table["class"].tolist(),
+        },
+        "yaxis": {"title": {"text": "images"}},
+    }
+    return go.Figure(traces, layout)
