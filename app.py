@@ -30,6 +30,7 @@ PAGES = (
     ("views/evaluation.py", "Evaluation", ":material/analytics:", "Model"),
     ("views/predict.py", "Predict", ":material/search:", "Model"),
     ("views/embedding.py", "Embedding map", ":material/scatter_plot:", "Know your data"),
+    ("views/label_issues.py", "Label issues", ":material/rule:", "Know your data"),
 )
 
 

@@ -29,6 +29,9 @@ class DataConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.2  # only for sources without an official test split
     seed: int = 42
+    # The label curation a run trains on: the digest of the relabel / exclude marks applied to its
+    # train and validation splits (core.curation), snapshotted when the run was queued; None: as given.
+    curation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,15 @@ def test_the_router_lists_every_view_in_order():
     ]
     assert paths == [
         f"views/{name}.py"
-        for name in ("dataset", "augmentation", "training", "evaluation", "predict", "embedding")
+        for name in (
+            "dataset",
+            "augmentation",
+            "training",
+            "evaluation",
+            "predict",
+            "embedding",
+            "label_issues",
+        )
     ]
 
 

@@ -20,6 +20,7 @@ from core.runs.requests import last_prepare_job, prepare_job, preparing, queue_p
 from core.runs.store import RunStore
 from core.tables.runs import prepare_progress
 from ui import errors, state
+from ui.job_panel import JobPanel, follow_job
 
 DATA_PAGE = "views/dataset.py"
 DOWNLOAD_ICON = ":material/download:"
@@ -29,7 +30,7 @@ def offer_download(store: RunStore, data: DataConfig, missing: NotFoundError) ->
     """The tfds data is not prepared: follow the job preparing it, or offer to start one. Stops the page."""
     job = prepare_job(store, data)
     if job is not None:
-        job_panel(store, job.id, job.status)
+        follow_job(store, job.id, job.status, DOWNLOAD)
         st.stop()
     last = last_prepare_job(store, data)
     if last is not None and last.status == "failed":
@@ -47,34 +48,13 @@ def offer_download(store: RunStore, data: DataConfig, missing: NotFoundError) ->
     st.stop()
 
 
-@st.fragment(run_every=1)
-def job_panel(store: RunStore, job_id: int, status: str) -> None:
-    """The job's progress and its Cancel button, read from the registry every second.
-
-    When the job's status changes from `status` (it started, or ended) the whole page runs
-    again: the sidebar shows the job, or the page opens the prepared data or says why it failed.
-    """
-    job = store.get(job_id)
-    if job.status != status:
-        st.rerun()
-    fraction, text = prepare_progress(job)
-    st.progress(fraction, text=text)
-    st.caption(
-        "The download runs in the background: you can leave this page or close the tab; only Cancel stops it."
-    )
-    if job.status == "queued" and jobs.queue_stalled(store):
-        st.warning("No worker process is picking up the download (the worker stopped).")
-        if st.button("Start the worker", key="prepare_start_worker"):
-            with errors.shown():
-                jobs.start_worker(store.workspace)
-    if not job.cancel_requested:
-        st.button(
-            "Cancel the download",
-            key="cancel_prepare",
-            icon=":material/stop:",
-            on_click=store.request_cancel,
-            args=(job.id,),
-        )
+DOWNLOAD = JobPanel(
+    key="prepare",
+    noun="the download",
+    background="The download runs in the background: you can leave this page or close the tab; "
+    "only Cancel stops it.",
+    progress=prepare_progress,
+)
 
 
 def sidebar_note() -> None:

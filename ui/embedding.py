@@ -37,6 +37,7 @@ from core.runs.store import RunStore
 from core.tables.dataset import SourceSlot, thumbnail
 from ui import errors, state
 from ui.evaluate import check_run_data
+from ui.job_panel import JobPanel
 from ui.run_status import queued_toast
 
 COMPUTE = "compute_map"  # the button's key
@@ -85,28 +86,12 @@ def offer(store: RunStore, record: RunRecord, split: str, last: RunRecord | None
         compute(store, record, split)
 
 
-@st.fragment(run_every=1)
-def follow(store: RunStore, job_id: int, status: str) -> None:
-    """The job's progress and its Cancel button, read every second; the page runs again once it changes."""
-    job = store.get(job_id)
-    if job.status != status:
-        st.rerun()
-    fraction, text = map_progress(job)
-    st.progress(fraction, text=text)
-    st.caption(f"Run {job.id} computes the map in the background: you can leave this page meanwhile.")
-    if job.status == "queued" and jobs.queue_stalled(store):
-        st.warning("No worker process is picking up the map (the worker stopped).")
-        if st.button("Start the worker", key="map_start_worker"):
-            with errors.shown():
-                jobs.start_worker(store.workspace)
-    if not job.cancel_requested:
-        st.button(
-            "Cancel the map",
-            key="cancel_map",
-            icon=":material/stop:",
-            on_click=store.request_cancel,
-            args=(job.id,),
-        )
+MAP_JOB = JobPanel(
+    key="map",
+    noun="the map",
+    background="The map is computed in the background: you can leave this page meanwhile.",
+    progress=map_progress,
+)
 
 
 @st.cache_data(max_entries=8, show_spinner="Reading the map…")

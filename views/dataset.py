@@ -18,7 +18,7 @@ from core.data.zip_import import ImportReport, import_zip
 from core.errors import NotFoundError, PetLabError
 from core.figures.data import label_counts_bar
 from core.tables.dataset import counts_by_class, headline_counts, sample_indices, species_of, thumbnail
-from ui import data_job, errors, state
+from ui import curation, data_job, errors, state
 from ui.widgets import literal, progress_bar
 
 SAMPLES = 12
@@ -181,4 +181,5 @@ for column, (label, value) in zip(st.columns(4), headline_counts(description).it
     column.metric(label, value)
 counts_chart(description)
 data = state.data_config()
+curation.draw_curated_counts(source, data)
 sample_grid(source, (data.source, data.path, str(state.workspace())))

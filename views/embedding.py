@@ -13,6 +13,7 @@ import streamlit as st
 from core.config import SPLITS
 from core.embeddings.maps import DEFAULT_SPLIT, latest_map_job
 from ui import embedding, state, widgets
+from ui.job_panel import follow_job
 
 NO_RUNS = "There is no finished run to map yet: train one on the Training page first."
 
@@ -28,7 +29,7 @@ split = st.segmented_control(
 )
 job = latest_map_job(store, record.id, split)
 if job is not None and job.active:
-    embedding.follow(store, job.id, job.status)
+    follow_job(store, job.id, job.status, embedding.MAP_JOB)
 elif job is not None and job.status == "done":
     embedding.map_view(store, record, job)
 else:

@@ -22,7 +22,7 @@ from core.runs.records import RunRecord
 from core.runs.requests import queue_finetune_run, queue_head_run
 from core.runs.store import RunStore
 from core.tables.runs import CURVE_METRICS, finetunable_runs, history_frame, training_runs
-from ui import errors, run_status, runs_table, state, sweep
+from ui import curation, errors, run_status, runs_table, state, sweep
 from ui.live import LiveView
 from ui.run_status import queued_toast
 
@@ -70,6 +70,7 @@ def head_section(store: RunStore) -> None:
         }
     )
     st.caption("Change these in the sidebar and on the Augmentation page.")
+    curation.curation_note(d)
     if st.button("Start head training", key="start_head", type="primary", icon=":material/play_arrow:"):
         start_head(store)
 

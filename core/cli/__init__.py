@@ -1,7 +1,7 @@
 """The PetLab command line: every product action without a screen.
 
-Commands: data, train, lr-find, sweep, finetune, resume, evaluate, predict, export, runs,
-cancel, worker, device. Exit 0 on success; 2 on bad input (a usage error, a value out of
+Commands: data, train, lr-find, sweep, finetune, resume, evaluate, predict, export, report,
+label-issues, runs, cancel, worker, device. Exit 0 on success; 2 on bad input (a usage error, a value out of
 range, an unknown run, backbone or file: a BadInputError) and 1 on any other failure (a run
 that failed or was cancelled, a full disk, no network), each with one clear line on stderr and
 no traceback. Defaults come from core.config.
@@ -9,6 +9,8 @@ no traceback. Defaults come from core.config.
     parser        every command's options and the checks on their values
     commands      data, single runs (train, finetune, resume, evaluate, predict, export) and the registry
     experiments   lr-find and sweep: many heads on cached features
+    report        report: a run's self-contained HTML report
+    curation      label-issues: the training images whose labels the model disputes
 
 Importing this package loads no TensorFlow: each command imports what it needs when it runs.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-from core.cli import commands, experiments
+from core.cli import commands, curation, experiments, report
 from core.cli.parser import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, build_parser
 from core.errors import BadInputError, PetLabError
 from core.runs.layout import EXPORT_FORMATS
@@ -33,6 +35,8 @@ COMMANDS = {
     "evaluate": commands.cmd_evaluate,
     "predict": commands.cmd_predict,
     "export": commands.cmd_export,
+    "report": report.cmd_report,
+    "label-issues": curation.cmd_label_issues,
     "runs": commands.cmd_runs,
     "cancel": commands.cmd_cancel,
     "worker": commands.cmd_worker,

@@ -74,7 +74,8 @@ def cmd_train(args) -> int:
     from core.runs.requests import queue_head_run
 
     store = store_of(args)
-    return _run_to_end(store, queue_head_run(store, data_config(args), train_config(args)))
+    run_id = queue_head_run(store, data_config(args), train_config(args), curation=args.curation)
+    return _run_to_end(store, run_id)
 
 
 def cmd_finetune(args) -> int:

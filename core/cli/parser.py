@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from core import config as cfg
+from core.cli.curation import add_label_issues_parser
+from core.cli.report import add_report_parser
 from core.errors import BadInputError
 from core.runs.layout import EXPORT_FORMATS
 
@@ -87,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="PetLab: transfer learning for pet breeds.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     adders = (_add_data, _add_train, _add_experiments, _add_finetune, _add_run_commands, _add_export)
-    for add in (*adders, _add_housekeeping):
+    for add in (*adders, add_report_parser, add_label_issues_parser, _add_housekeeping):
         add(commands)
     for command in commands.choices.values():
         command.add_argument(
@@ -145,6 +147,12 @@ def _add_train(commands) -> None:
         dest="feature_cache",
         action="store_false",
         help="run the frozen backbone on every image in every epoch (the reference pipeline)",
+    )
+    p.add_argument(
+        "--no-curation",
+        dest="curation",
+        action="store_false",
+        help="train on the labels as given, ignoring the relabel / exclude marks saved for the data",
     )
 
 

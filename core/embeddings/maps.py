@@ -22,7 +22,7 @@ from core.runs.records import EMBEDDING, RunRecord
 from core.runs.requests import latest_analysis
 from core.runs.store import RunStore
 from core.tables.dataset import species_of
-from core.tables.runs import prepare_progress
+from core.tables.runs import JobWords, job_progress
 from core.workspace import atomic_path
 
 COLUMNS = ["x", "y", "label", "class_name", "species", "split", "index", "item"]
@@ -148,10 +148,9 @@ def _row_of(customdata) -> int | None:
         return None
 
 
+MAP_WORDS = JobWords("Waiting for the worker to start the map…", "starting the map")
+
+
 def map_progress(job: RunRecord) -> tuple[float, str]:
-    """An embedding job's progress bar: (fraction done, one line of text), from its registry record."""
-    if job.status == "queued":
-        return 0.0, "Waiting for the worker to start the map…"
-    if not job.live.stage:
-        return 0.0, "Stopping…" if job.cancel_requested else "Starting the map…"
-    return prepare_progress(job)  # a stage with its counts, as a data job's
+    """An embedding job's progress bar (core.tables.runs.job_progress in its words)."""
+    return job_progress(job, MAP_WORDS)

@@ -12,6 +12,10 @@ Experiments on cached features are jobs of the same queue too: a learning-rate f
 (`queue_lr_find`) and a sweep (`queue_sweep`, its settings checked and listed here), both on a
 head-training config checked as a head run's is (`check_head_request`).
 
+Head runs, finder passes and sweeps train on the label curation of their data (`curated`): the
+relabel and exclude marks saved for the source (core.curation.marks), frozen when the run is queued
+and named in its DataConfig.curation; a fine-tuning run keeps its parent's.
+
 Analysis jobs study a finished training run on its backbone features (`queue_analysis`: the
 embedding map, the label-issue ranking); a request joins the same job queued or running for
 that run, and `latest_analysis` finds the newest finished one a page shows.
@@ -25,6 +29,7 @@ from core import config as cfg
 from core.catalog.augmentations import parse_spec
 from core.catalog.backbones import default_image_size, get_backbone
 from core.catalog.experiments import Settings, cacheable, check_settings
+from core.curation.marks import take_snapshot
 from core.errors import BadInputError
 from core.runs.layout import RunBackup
 from core.runs.records import ANALYSIS_KINDS, LR_FIND, PREPARE, SWEEP, RunRecord
@@ -70,9 +75,23 @@ def check_head_request(data: cfg.DataConfig, train: cfg.TrainConfig) -> dict:
     return {"data": cfg.to_dict(data), "train": train_values}
 
 
-def queue_head_run(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
-    """Validate a head-training request and queue it; returns the run id."""
-    return store.create("head", check_head_request(data, train))
+def queue_head_run(
+    store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig, curation: bool = True
+) -> int:
+    """Validate a head-training request and queue it; returns the run id.
+
+    With `curation` the run trains on the label marks saved for its data now (`curated`).
+    """
+    return store.create("head", check_head_request(curated(store, data, curation), train))
+
+
+def curated(store: RunStore, data: cfg.DataConfig, curation: bool = True) -> cfg.DataConfig:
+    """`data` with the label curation a run queued now trains on (DataConfig.curation).
+
+    The relabel and exclude marks saved for its source (core.curation.marks) are frozen in a
+    snapshot, so marks edited later leave the queued run alone; None without marks or `curation`.
+    """
+    return dataclasses.replace(data, curation=take_snapshot(store.workspace, data) if curation else None)
 
 
 def check_experiment_request(data: cfg.DataConfig, train: cfg.TrainConfig) -> dict:
@@ -90,7 +109,7 @@ def check_experiment_request(data: cfg.DataConfig, train: cfg.TrainConfig) -> di
 
 def queue_lr_find(store: RunStore, data: cfg.DataConfig, train: cfg.TrainConfig) -> int:
     """Queue a learning-rate finder pass for a head-training config; returns the job's id."""
-    return store.create(LR_FIND, check_experiment_request(data, train))
+    return store.create(LR_FIND, check_experiment_request(curated(store, data), train))
 
 
 def queue_sweep(
@@ -101,7 +120,7 @@ def queue_sweep(
     Every member's config is checked now, so a bad setting is refused before anything runs.
     """
     settings = check_settings(settings)
-    config = check_experiment_request(data, train)
+    config = check_experiment_request(curated(store, data), train)
     for setting in settings:
         check_head_request(data, dataclasses.replace(train, **setting))
     return store.create(SWEEP, config | {"sweep": {"settings": settings}})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -53,12 +54,28 @@ def _run_row(r: RunRecord) -> dict:
         "learning rate": (tune or train).lr,
         "batch size": (tune and tune.batch_size) or train.batch_size,
         "augmentation": train.augment,
+        "labels": curation_label(r),
         "unfreeze": tune.unfreeze if tune else None,
         "best val accuracy %": _pct(r.metrics.get("best_val_accuracy")),
         "test accuracy %": _pct(r.metrics.get("test_accuracy")),
         "duration": format_duration(r.duration),
         "note": r.broken or r.error or "",
     }
+
+
+def curation_label(r: RunRecord) -> str:
+    """The labels a run trains on: 'as given', or 'curated <digest>: 3 relabelled, 2 excluded'.
+
+    Runs with the same digest trained on the same curated data (core.curation.marks); the counts
+    are the run's own record of them, there once it has started training.
+    """
+    digest = r.data.curation
+    if digest is None:
+        return "as given"
+    m = r.metrics
+    if "curated_relabelled" not in m:
+        return f"curated {digest[:8]}"
+    return f"curated {digest[:8]}: {m['curated_relabelled']} relabelled, {m['curated_excluded']} excluded"
 
 
 def _kind(r: RunRecord) -> str:
@@ -123,12 +140,25 @@ def current_run(records: list[RunRecord]) -> RunRecord | None:
     return records[0] if records else None
 
 
-def prepare_progress(job: RunRecord) -> tuple[float, str]:
-    """A data job's progress bar: (fraction done, one line of text), from its registry record."""
+@dataclass(frozen=True)
+class JobWords:
+    """How a job's progress bar speaks before the job reports a stage of its own."""
+
+    waiting: str  # while it is queued
+    starting: str  # once it runs, before its first stage
+
+
+PREPARE_WORDS = JobWords(
+    "Waiting for the worker to start preparing the dataset…", "starting to prepare the dataset"
+)
+
+
+def job_progress(job: RunRecord, words: JobWords) -> tuple[float, str]:
+    """A worker job's progress bar (a download, a map, a ranking): (fraction done, one line of text)."""
     p = job.live
     if job.status == "queued":
-        return 0.0, "Waiting for the worker to start preparing the dataset…"
-    fraction, text = 0.0, "starting to prepare the dataset…"
+        return 0.0, words.waiting
+    fraction, text = 0.0, f"{words.starting}…"
     if p.stage and p.total:
         fraction = min(1.0, (p.done or 0) / p.total)
         text = f"{p.stage}: {p.done or 0} of {p.total}"
@@ -137,6 +167,11 @@ def prepare_progress(job: RunRecord) -> tuple[float, str]:
     if job.cancel_requested:
         text = f"stopping: {text}"
     return fraction, text[0].upper() + text[1:]
+
+
+def prepare_progress(job: RunRecord) -> tuple[float, str]:
+    """A data job's progress bar (`job_progress` in its words)."""
+    return job_progress(job, PREPARE_WORDS)
 
 
 def estimate_eta(

@@ -7,6 +7,10 @@ draws for epoch k+1 exactly what the uninterrupted run drew, and the image path 
 feature cache (core.training.feature_cache) draw the same images, in the same order, in
 the same view. Validation and test batches are neither shuffled nor augmented. Labels are
 one-hot for categorical cross-entropy, as in the reference recipe.
+
+`load_training_arrays` gives training the splits with the run's label curation applied
+(core.curation): excluded images left out, relabelled ones with their new label, in train and
+validation only; the images stay the cached split's, read through a core.curation.apply.RowView.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from core import config as cfg
+from core.curation.apply import RowView, check_applies, curate_split
+from core.curation.marks import CURATED_SPLITS, Curation, load_snapshot
 from core.data import DataSource, ImageCache, open_source
 from core.model.augmentation import build_augmentation, mirror, split_flip
 from core.progress import ProgressCallback, no_progress
@@ -143,8 +149,30 @@ def _model_inputs(num_classes: int):
 def load_split_arrays(
     data: cfg.DataConfig, workspace: Path, image_size: int, progress: ProgressCallback = no_progress
 ) -> tuple[DataSource, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Open the data source and return it with decoded (images, labels) per split."""
+    """Open the data source and return it with decoded (images, labels) per split, as it gives them."""
     source = open_source(data.source, data.path, workspace=workspace, data_config=data, progress=progress)
     cache = ImageCache(workspace)
     arrays = {split: cache.get(source, split, image_size, progress) for split in cfg.SPLITS}
     return source, arrays
+
+
+def load_training_arrays(
+    data: cfg.DataConfig, workspace: Path, image_size: int, progress: ProgressCallback = no_progress
+) -> tuple[DataSource, dict[str, tuple[np.ndarray, np.ndarray]], Curation | None]:
+    """load_split_arrays with the run's label curation (DataConfig.curation) applied; and that curation.
+
+    A curated train or validation split is the kept rows of the source's split, its images a
+    RowView of the whole split's (no copy) and its labels relabelled; the test split is never
+    curated (core.curation.marks). BadInputError when the curation was made on other data.
+    """
+    source, arrays = load_split_arrays(data, workspace, image_size, progress)
+    if data.curation is None:
+        return source, arrays, None
+    curation = load_snapshot(workspace, data.curation)
+    check_applies(curation, source.fingerprint(), source.class_names)
+    curated = dict(arrays)
+    for split in CURATED_SPLITS:
+        images, labels = arrays[split]
+        kept = curate_split(curation, split, labels, source.class_names)
+        curated[split] = (RowView(images, kept.rows), kept.labels)
+    return source, curated, curation

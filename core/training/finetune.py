@@ -5,6 +5,7 @@ The backbone's BatchNormalization stays frozen, the head's keeps learning
 (core.model.frozen, applied by core.training.fit). Where it pays, the
 frozen lower backbone runs once per image and view and the part above it trains on those
 cached outputs (`cached_boundary`); otherwise the whole model is fitted on images.
+A fine-tuning run trains on its parent's data config, its label curation included.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from core.inference.evaluate import evaluate_model
 from core.model.classifier import backbone_of, frozen_boundary, load_model, unfreeze_model
 from core.runs.layout import RunPaths
 from core.training.artifacts import save_artifacts, write_evaluation
-from core.training.datasets import load_split_arrays
+from core.training.datasets import load_training_arrays
 from core.training.device import distribution_strategy
-from core.training.feature_cache import FeatureCache, FrozenPart
+from core.training.feature_cache import FrozenPart
 from core.training.fit import FitPlan, RunData, TrainingRun, cacheable, fit, fit_on_cached, image_datasets
+from core.training.head import CuratedFeatureCache, curation_metrics
 from core.workspace import read_json
 
 
@@ -64,7 +66,9 @@ def finetune(run: TrainingRun) -> tuple[str, dict]:
         raise BadInputError(parent_problem)
     parent = run.store.paths(record.parent)
     keras.utils.set_random_seed(tuning.seed)
-    source, arrays = load_split_arrays(record.data, run.store.workspace, train.image_size, run.progress)
+    source, arrays, curation = load_training_arrays(
+        record.data, run.store.workspace, train.image_size, run.progress
+    )
     data = RunData(source, arrays)
     if read_json(parent.class_names) != data.class_names:
         raise BadInputError(
@@ -74,17 +78,18 @@ def finetune(run: TrainingRun) -> tuple[str, dict]:
         model = _parent_model(record.parent, parent)
         opened = unfreeze_model(model, tuning.unfreeze)
     run.say(f"run {run.id}: fine-tuning run {record.parent} with {opened} backbone layers unfrozen")
+    curated = curation_metrics(run, curation)  # the parent's curation: the same data as the head
     plan = finetune_plan(train, tuning)
     at = cached_boundary(model, tuning, train.augment)
     if at is None:
         status, metrics = fit(run, model, image_datasets(data, plan), plan)
     else:  # the frozen lower backbone runs once per image and view, not every epoch
-        cache = FeatureCache(run.store.workspace)
+        cache = CuratedFeatureCache(run.store.workspace)
         status, metrics, _ = fit_on_cached(run, cache, FrozenPart.of(model, at), data, plan)
         metrics |= {"cached_below": backbone_of(model).operations[at].name}
     save_artifacts(run, model, data.class_names)
     report = evaluate_model(model, *data.arrays["test"], data.class_names)
-    return status, metrics | {"unfrozen_layers": opened} | write_evaluation(run, report)
+    return status, metrics | curated | {"unfrozen_layers": opened} | write_evaluation(run, report)
 
 
 def _parent_model(parent_id: int, parent: RunPaths) -> keras.Model:

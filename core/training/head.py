@@ -4,6 +4,11 @@ With no augmentation or the reference flip, the frozen backbone runs once per im
 view (core.training.feature_cache) and the head trains on its pooled outputs; the saved
 model is the full one (backbone + the head just trained). Otherwise the whole model is
 fitted on images. The backbone of the last head run is kept for the next one in this process.
+
+A run queued with a label curation (DataConfig.curation, core.curation) trains on its curated
+train and validation splits (core.training.datasets.load_training_arrays); their features are rows
+of the whole splits' cached features (`CuratedFeatureCache`), so the cache is shared with uncurated
+runs and never re-extracted. The test split is never curated.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ import numpy as np
 
 from core import config as cfg
 from core.catalog.backbones import get_backbone
+from core.curation.apply import RowView
+from core.curation.marks import Curation, describe_counts
 from core.inference.evaluate import classification_report, evaluate_model
+from core.progress import ProgressCallback, no_progress
 from core.training.artifacts import save_artifacts, write_evaluation
-from core.training.datasets import load_split_arrays
+from core.training.datasets import load_training_arrays
 from core.training.device import distribution_strategy
 from core.training.feature_cache import FeatureCache, FrozenPart, WarmBackbone
 from core.training.fit import FitPlan, RunData, TrainingRun, cacheable, fit, fit_on_cached, image_datasets
@@ -45,7 +53,9 @@ def train_head(run: TrainingRun) -> tuple[str, dict]:
     """Train a head run to its end; returns (status, metrics) with the test-split metrics."""
     data_config, train = run.record.data, run.record.train
     keras.utils.set_random_seed(train.seed)
-    source, arrays = load_split_arrays(data_config, run.store.workspace, train.image_size, run.progress)
+    source, arrays, curation = load_training_arrays(
+        data_config, run.store.workspace, train.image_size, run.progress
+    )
     data = RunData(source, arrays)
     with distribution_strategy().scope():
         model, digest = _warm_backbone.model(
@@ -58,18 +68,54 @@ def train_head(run: TrainingRun) -> tuple[str, dict]:
         )
     classes = len(data.class_names)
     run.say(f"run {run.id}: head training {train.backbone} on {data_config.source}, {classes} classes")
+    curated = curation_metrics(run, curation)
     plan = head_plan(train)
     if uses_feature_cache(train):
-        return _on_cached_features(run, FrozenPart(model, digest), data, plan)
+        status, metrics = _on_cached_features(run, FrozenPart(model, digest), data, plan)
+        return status, metrics | curated
     status, metrics = fit(run, model, image_datasets(data, plan), plan)
     save_artifacts(run, model, data.class_names)
     report = evaluate_model(model, *data.arrays["test"], data.class_names)
-    return status, metrics | write_evaluation(run, report)
+    return status, metrics | curated | write_evaluation(run, report)
+
+
+def curation_metrics(run: TrainingRun, curation: Curation | None) -> dict:
+    """Say what a curated run trains on; its counts for the run's metrics ({} when not curated)."""
+    if curation is None:
+        return {}
+    counts = curation.counts()
+    run.say(f"run {run.id}: trains on curated data: {describe_counts(counts)}")
+    return {"curated_relabelled": counts["relabelled"], "curated_excluded": counts["excluded"]}
+
+
+class CuratedFeatureCache(FeatureCache):
+    """The feature cache for data that may be curated (core.training.datasets.load_training_arrays).
+
+    The features of a curated split (its images a RowView: some rows of the source's split) are
+    those rows of the whole split's features, computed and cached for every image of the split.
+    So the cache, keyed by the source's fingerprint, always holds one row per image of the source,
+    is never keyed by a curation, and curated and uncurated runs of the same data share it.
+    """
+
+    def get(
+        self,
+        part: FrozenPart,
+        images: np.ndarray,
+        data_fingerprint: str,
+        split: str,
+        view: str = "original",
+        progress: ProgressCallback = no_progress,
+    ) -> np.ndarray:
+        if not isinstance(images, RowView):
+            return super().get(part, images, data_fingerprint, split, view, progress)
+        whole = super().get(part, images.base, data_fingerprint, split, view, progress)
+        return RowView(whole, images.rows)
 
 
 def _on_cached_features(run: TrainingRun, part: FrozenPart, data: RunData, plan: FitPlan) -> tuple[str, dict]:
     """Fit the head on pooled backbone features; evaluate it on the test split's features."""
-    cache = FeatureCache(run.store.workspace)  # one instance: the backbone is traced once for every split
+    # One instance: the backbone is traced once for every split.
+    cache = CuratedFeatureCache(run.store.workspace)
     status, metrics, head = fit_on_cached(run, cache, part, data, plan)
     save_artifacts(run, part.model, data.class_names)  # the full model: backbone + the head just trained
     images, labels = data.arrays["test"]

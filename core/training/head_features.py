@@ -23,11 +23,11 @@ from core.catalog.backbones import default_image_size, get_backbone
 from core.errors import BadInputError
 from core.inference.evaluate import classification_report
 from core.progress import ProgressCallback, no_progress
-from core.training.datasets import load_split_arrays
+from core.training.datasets import load_training_arrays
 from core.training.device import distribution_strategy
 from core.training.feature_cache import FeatureCache, FrozenPart, feature_dataset
 from core.training.fit import Datasets, FitData, FitPlan, RunData, cacheable
-from core.training.head import _warm_backbone
+from core.training.head import CuratedFeatureCache, _warm_backbone
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,9 +114,10 @@ def load_head_features(
         )
     train = dataclasses.replace(train, image_size=default_image_size(backbone.name, train.image_size))
     keras.utils.set_random_seed(train.seed)
-    source, arrays = load_split_arrays(data_config, workspace, train.image_size, progress)
-    data = RunData(source, arrays)
-    part, cache = FrozenPart(*_reference_model(train, len(data.class_names))), FeatureCache(workspace)
+    source, arrays, _ = load_training_arrays(data_config, workspace, train.image_size, progress)
+    data = RunData(source, arrays)  # curated (DataConfig.curation): the features are the kept rows
+    part = FrozenPart(*_reference_model(train, len(data.class_names)))
+    cache = CuratedFeatureCache(workspace)
 
     def features(split: str, view: str = "original") -> np.ndarray:
         images = data.arrays[split][0]

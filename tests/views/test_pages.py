@@ -23,6 +23,7 @@ PAGES = {
     "evaluation": "Evaluation",
     "predict": "Predict",
     "embedding": "Embedding map",
+    "label_issues": "Label issues",
 }
 
 
