@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.catalog.backbones import Backbone
+from core.curation.apply import RowView
 from core.data import cache as image_cache
 from core.model.augmentation import mirror
 from core.model.backbones import build_backbone, resolve_weights
@@ -183,7 +184,15 @@ class FeatureCache:
         view: str = "original",
         progress: ProgressCallback = no_progress,
     ) -> np.ndarray:
-        """float32 [N, ...] outputs of `part` for `images` (flipped first for view 'flipped'), once."""
+        """float32 [N, ...] outputs of `part` for `images` (flipped first for view 'flipped'), once.
+
+        For a curated split (`images` a core.curation.apply.RowView: some rows of the source's
+        split) they are those rows of the whole split's outputs: the cache always holds one row per
+        image of the source, is never keyed by a curation, and curated runs share it.
+        """
+        if isinstance(images, RowView):
+            whole = self.get(part, images.base, data_fingerprint, split, view, progress)
+            return RowView(whole, images.rows)
         key = self.key(part, data_fingerprint, split, view, images.shape[1])
         path = self.root / f"{key}.npy"
         if not path.is_file():

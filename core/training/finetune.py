@@ -22,9 +22,9 @@ from core.runs.layout import RunPaths
 from core.training.artifacts import save_artifacts, write_evaluation
 from core.training.datasets import load_training_arrays
 from core.training.device import distribution_strategy
-from core.training.feature_cache import FrozenPart
+from core.training.feature_cache import FeatureCache, FrozenPart
 from core.training.fit import FitPlan, RunData, TrainingRun, cacheable, fit, fit_on_cached, image_datasets
-from core.training.head import CuratedFeatureCache, curation_metrics
+from core.training.head import curation_metrics
 from core.workspace import read_json
 
 
@@ -84,7 +84,7 @@ def finetune(run: TrainingRun) -> tuple[str, dict]:
     if at is None:
         status, metrics = fit(run, model, image_datasets(data, plan), plan)
     else:  # the frozen lower backbone runs once per image and view, not every epoch
-        cache = CuratedFeatureCache(run.store.workspace)
+        cache = FeatureCache(run.store.workspace)
         status, metrics, _ = fit_on_cached(run, cache, FrozenPart.of(model, at), data, plan)
         metrics |= {"cached_below": backbone_of(model).operations[at].name}
     save_artifacts(run, model, data.class_names)

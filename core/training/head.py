@@ -7,7 +7,7 @@ fitted on images. The backbone of the last head run is kept for the next one in 
 
 A run queued with a label curation (DataConfig.curation, core.curation) trains on its curated
 train and validation splits (core.training.datasets.load_training_arrays); their features are rows
-of the whole splits' cached features (`CuratedFeatureCache`), so the cache is shared with uncurated
+of the whole splits' cached features (core.training.feature_cache), so the cache is shared with uncurated
 runs and never re-extracted. The test split is never curated.
 """
 
@@ -18,10 +18,8 @@ import numpy as np
 
 from core import config as cfg
 from core.catalog.backbones import get_backbone
-from core.curation.apply import RowView
 from core.curation.marks import Curation, describe_counts
 from core.inference.evaluate import classification_report, evaluate_model
-from core.progress import ProgressCallback, no_progress
 from core.training.artifacts import save_artifacts, write_evaluation
 from core.training.datasets import load_training_arrays
 from core.training.device import distribution_strategy
@@ -88,34 +86,10 @@ def curation_metrics(run: TrainingRun, curation: Curation | None) -> dict:
     return {"curated_relabelled": counts["relabelled"], "curated_excluded": counts["excluded"]}
 
 
-class CuratedFeatureCache(FeatureCache):
-    """The feature cache for data that may be curated (core.training.datasets.load_training_arrays).
-
-    The features of a curated split (its images a RowView: some rows of the source's split) are
-    those rows of the whole split's features, computed and cached for every image of the split.
-    So the cache, keyed by the source's fingerprint, always holds one row per image of the source,
-    is never keyed by a curation, and curated and uncurated runs of the same data share it.
-    """
-
-    def get(
-        self,
-        part: FrozenPart,
-        images: np.ndarray,
-        data_fingerprint: str,
-        split: str,
-        view: str = "original",
-        progress: ProgressCallback = no_progress,
-    ) -> np.ndarray:
-        if not isinstance(images, RowView):
-            return super().get(part, images, data_fingerprint, split, view, progress)
-        whole = super().get(part, images.base, data_fingerprint, split, view, progress)
-        return RowView(whole, images.rows)
-
-
 def _on_cached_features(run: TrainingRun, part: FrozenPart, data: RunData, plan: FitPlan) -> tuple[str, dict]:
     """Fit the head on pooled backbone features; evaluate it on the test split's features."""
     # One instance: the backbone is traced once for every split.
-    cache = CuratedFeatureCache(run.store.workspace)
+    cache = FeatureCache(run.store.workspace)
     status, metrics, head = fit_on_cached(run, cache, part, data, plan)
     save_artifacts(run, part.model, data.class_names)  # the full model: backbone + the head just trained
     images, labels = data.arrays["test"]

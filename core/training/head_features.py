@@ -27,7 +27,7 @@ from core.training.datasets import load_training_arrays
 from core.training.device import distribution_strategy
 from core.training.feature_cache import FeatureCache, FrozenPart, feature_dataset
 from core.training.fit import Datasets, FitData, FitPlan, RunData, cacheable
-from core.training.head import CuratedFeatureCache, _warm_backbone
+from core.training.head import _warm_backbone
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,7 +117,7 @@ def load_head_features(
     source, arrays, _ = load_training_arrays(data_config, workspace, train.image_size, progress)
     data = RunData(source, arrays)  # curated (DataConfig.curation): the features are the kept rows
     part = FrozenPart(*_reference_model(train, len(data.class_names)))
-    cache = CuratedFeatureCache(workspace)
+    cache = FeatureCache(workspace)
 
     def features(split: str, view: str = "original") -> np.ndarray:
         images = data.arrays[split][0]

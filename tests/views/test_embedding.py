@@ -21,27 +21,15 @@ from core.data.sources import open_source
 from core.embeddings.maps import map_options, write_map
 from core.runs.records import EMBEDDING
 from core.runs.store import RunStore
-from tests.apptest import TIMEOUT, texts
-from tests.conftest import REPO
-
-# Until app.py lists the page, it runs under a navigation of its own, beside a link to `views/` (its
-# run picker links to the Training page, which only a navigation knows).
-ENTRY = """
-import streamlit as st
-st.navigation([st.Page("views/embedding.py", default=True), st.Page("views/training.py")]).run()
-"""
+from tests.apptest import open_page, start_app, texts
 
 
 @pytest.fixture
-def page(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("entry")
-    (folder / "views").symlink_to(REPO / "views", target_is_directory=True)
-    (folder / "entry.py").write_text(ENTRY)
+def page():
+    """Opens the page in the dashboard (a fresh session each call)."""
 
     def run() -> AppTest:
-        at = AppTest.from_file(str(folder / "entry.py"), default_timeout=TIMEOUT).run()
-        assert not at.exception, at.exception
-        return at
+        return open_page(start_app(), "embedding")
 
     return run
 

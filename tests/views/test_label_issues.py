@@ -20,27 +20,15 @@ from core.curation.ranking import ranking_frame, write_ranking
 from core.data.sources import open_source
 from core.runs.records import LABEL_ISSUES
 from core.runs.store import RunStore
-from tests.apptest import TIMEOUT, texts
-from tests.conftest import REPO
-
-# Until app.py lists the page, it runs under a navigation of its own, beside a link to `views/` (its
-# run picker links to the Training page, which only a navigation knows).
-ENTRY = """
-import streamlit as st
-st.navigation([st.Page("views/label_issues.py", default=True), st.Page("views/training.py")]).run()
-"""
+from tests.apptest import TIMEOUT, open_page, start_app, texts
 
 
 @pytest.fixture
-def page(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("entry")
-    (folder / "views").symlink_to(REPO / "views", target_is_directory=True)
-    (folder / "entry.py").write_text(ENTRY)
+def page():
+    """Opens the page in the dashboard (a fresh session each call)."""
 
     def run() -> AppTest:
-        at = AppTest.from_file(str(folder / "entry.py"), default_timeout=TIMEOUT).run()
-        assert not at.exception, at.exception
-        return at
+        return open_page(start_app(), "label_issues")
 
     return run
 
