@@ -45,7 +45,7 @@ from core.tables.runs import JobWords, job_progress
 from core.workspace import read_json
 from ui import errors, state
 from ui.evaluate import check_run_data
-from ui.job_panel import JobPanel
+from ui.job_panel import JobPanel, last_outcome
 
 ACTION_LABELS = {"keep": "Keep", "exclude": "Exclude", "relabel": "Relabel"}
 FOLD_CHOICES = (3, 5, 10)
@@ -62,10 +62,7 @@ CURATED_ICON = ":material/rule:"
 
 def offer_ranking(store: RunStore, run: RunRecord, last: RunRecord | None) -> None:
     """Why there is no ranking (the last job failed or was cancelled), and the button that queues one."""
-    if last is not None and last.status == "failed":
-        errors.show(f"Finding label issues (run {last.id}) failed: {last.error or 'no reason recorded'}")
-    elif last is not None and last.status == "cancelled":
-        st.caption(f"Finding label issues (run {last.id}) was cancelled.")
+    last_outcome(last, RANKING)
     st.info(
         f"Run {run.id} has no label-issue ranking yet. Finding one predicts every training and "
         "validation image with a head that never saw it (k heads on the cached features, one per "

@@ -20,7 +20,7 @@ from core.runs.requests import last_prepare_job, prepare_job, preparing, queue_p
 from core.runs.store import RunStore
 from core.tables.runs import prepare_progress
 from ui import errors, state
-from ui.job_panel import JobPanel, follow_job
+from ui.job_panel import JobPanel, follow_job, last_outcome
 
 DATA_PAGE = "views/dataset.py"
 DOWNLOAD_ICON = ":material/download:"
@@ -33,10 +33,7 @@ def offer_download(store: RunStore, data: DataConfig, missing: NotFoundError) ->
         follow_job(store, job.id, job.status, DOWNLOAD)
         st.stop()
     last = last_prepare_job(store, data)
-    if last is not None and last.status == "failed":
-        errors.show(f"The last download did not finish: {last.error}")
-    elif last is not None and last.status == "cancelled":
-        st.caption("The last download was cancelled.")
+    last_outcome(last, DOWNLOAD)
     st.info(errors.sentence(missing), icon=DOWNLOAD_ICON)
     if st.button(
         "Download and prepare the dataset", key="prepare_dataset", type="primary", icon=DOWNLOAD_ICON

@@ -37,7 +37,7 @@ from core.runs.store import RunStore
 from core.tables.dataset import SourceSlot, thumbnail
 from ui import errors, state
 from ui.evaluate import check_run_data
-from ui.job_panel import JobPanel
+from ui.job_panel import JobPanel, last_outcome
 from ui.run_status import queued_toast
 
 COMPUTE = "compute_map"  # the button's key
@@ -71,10 +71,7 @@ def compute(store: RunStore, record: RunRecord, split: str) -> None:
 
 def offer(store: RunStore, record: RunRecord, split: str, last: RunRecord | None) -> None:
     """No finished map: why the last one did not finish (if any), what computing one does, the button."""
-    if last is not None and last.status == "failed":
-        errors.show(f"The last map (run {last.id}) failed: {last.error or 'no reason was recorded'}")
-    elif last is not None and last.status == "cancelled":
-        st.caption(f"The last map (run {last.id}) was cancelled.")
+    last_outcome(last, MAP_JOB)
     st.info(
         f"Run {record.id} has no map of its {split} images yet. Computing it places every image by its "
         "backbone features (PCA, then t-SNE) in the background; a few thousand images take a minute or "

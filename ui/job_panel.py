@@ -30,6 +30,16 @@ class JobPanel:
     progress: Callable[[RunRecord], tuple[float, str]]
 
 
+def last_outcome(last: RunRecord | None, panel: JobPanel) -> None:
+    """Why the last job of this kind did not finish, if it failed or was cancelled (before a new offer)."""
+    if last is not None and last.status == "failed":
+        errors.show(
+            f"The last {panel.noun.removeprefix('the ')} (run {last.id}) did not finish: {last.error}"
+        )
+    elif last is not None and last.status == "cancelled":
+        st.caption(f"The last {panel.noun.removeprefix('the ')} (run {last.id}) was cancelled.")
+
+
 @st.fragment(run_every=1)
 def follow_job(store: RunStore, job_id: int, status: str, panel: JobPanel) -> None:
     """Job `job_id`'s progress bar and Cancel button, read every second while its status stays `status`."""

@@ -82,7 +82,9 @@ def test_the_download_runs_in_the_worker_and_the_page_follows_it(workspace, spaw
     assert len(store.list()) == 1  # nothing else was queued
     store.finish(job.id, "cancelled")
     at.run()
-    assert has_button(at, "prepare_dataset") and "The last download was cancelled." in texts(at.caption)
+    assert has_button(at, "prepare_dataset") and any(
+        t.startswith("The last download (run ") and t.endswith(") was cancelled.") for t in texts(at.caption)
+    )
     assert not at.get("progress")
 
 
@@ -93,7 +95,8 @@ def test_a_failed_download_is_explained_and_can_be_tried_again(workspace, spawne
     store.finish(failed, "failed", error="It cannot be downloaded (no network); choose another source.")
     at = start_app()
     assert texts(at.error) == [
-        "The last download did not finish: It cannot be downloaded (no network); choose another source."
+        f"The last download (run {failed}) did not finish: "
+        "It cannot be downloaded (no network); choose another source."
     ]
     at.button(key="prepare_dataset").click().run()
     assert [r.status for r in store.list()] == ["queued", "failed"]
