@@ -14,7 +14,7 @@ import streamlit as st
 
 from core.errors import PetLabError
 from core.runs import worker_process as jobs
-from core.runs.records import LR_FIND, PREPARE, SWEEP, RunRecord
+from core.runs.records import EMBEDDING, LABEL_ISSUES, LR_FIND, PREPARE, SWEEP, RunRecord
 from core.runs.requests import resumable_epoch, resume_run
 from core.runs.store import RunStore
 from core.tables.runs import epoch_seconds, estimate_eta, format_duration, result_summary
@@ -59,6 +59,10 @@ def describe_kind(record: RunRecord) -> str:
         return f"sweep of {len(record.config.get('sweep', {}).get('settings', []))} settings"
     if record.kind == LR_FIND:
         return "learning-rate finder"
+    if record.kind == EMBEDDING:
+        return f"embedding map of run {record.parent}"
+    if record.kind == LABEL_ISSUES:
+        return f"label issues of run {record.parent}"
     if record.kind == "finetune":
         return f"fine-tuning of run {record.parent}"
     return "head training" if record.parent is None else f"head training (winner of sweep {record.parent})"

@@ -11,6 +11,8 @@
         report.html          the run's self-contained HTML report (core.reports)
         tensorboard/         TensorBoard logs
         lr_curve.csv         a learning-rate finder job's curve: lr, loss (smoothed), raw_loss
+        embedding.npz        an embedding job's 2-D map of its parent run's images (core.embeddings)
+        label_issues.csv     a label-issues job's ranking, and out_of_fold.npz its probabilities
         backup/              while training: the per-epoch backup a resume starts from
         export/              exported models and labels.txt (core.inference.export):
             model.keras, savedmodel/, model.tflite, model_quantized.tflite, labels.txt
