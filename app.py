@@ -6,7 +6,8 @@ sidebar (ui.sidebar), drawn on every rerun before the page so that its settings 
 Streamlit runs this file for every session's reruns (as `__main__`): `main()` draws. When the
 server starts, `streamlit run` also imports it once, as a module, and serves the st.App it finds
 (`app`); that app's lifespan imports what the pages need in the background (ui/warmup.py), so
-the first page does not wait for pandas, plotly and PetLab's modules.
+the first page does not wait for pandas, plotly and PetLab's modules; its routes add the Embedding map's
+hover thumbnails (ui/map_photos.py).
 """
 
 from __future__ import annotations
@@ -62,4 +63,6 @@ def main() -> None:
 if __name__ == "__main__":
     main()
 else:
-    app = st.App(__file__, lifespan=warmup.lifespan)
+    from ui import map_photos
+
+    app = st.App(__file__, lifespan=warmup.lifespan, routes=map_photos.routes())

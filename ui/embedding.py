@@ -4,9 +4,12 @@ A map is computed by the worker (core.training.embedding_job), queued here
 (core.runs.requests.queue_analysis, which joins a job already queued or running) and followed
 through the registry only, once a second while it is queued or running. A finished map is read
 from the job's folder (core.embeddings.maps) and drawn as WebGL points
-(core.figures.embedding); a click on a point shows its photo, a box or lasso selection a gallery
-of the first GALLERY_CAP. The photos are decoded on demand from the run's data source, opened
-for browsing (no TensorFlow for a prepared reference dataset), and only for what was selected.
+(core.figures.embedding); hovering a point shows its photo and label in a tooltip (ui.map_photos:
+thumbnails served by the dashboard's own route, loaded on demand), a click on a point shows its
+photo large, a box or lasso selection a gallery of the first GALLERY_CAP. The photos are decoded
+on demand from the run's data source, opened for browsing once per server and shared with the
+thumbnail route (core.embeddings.photos; no TensorFlow for a prepared reference dataset), and
+only for what was hovered or selected.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import streamlit as st
 
 from core.config import DataConfig
 from core.data.base import DataSource
+from core.embeddings import photos
 from core.embeddings.maps import (
     class_counts,
     has_species,
@@ -34,8 +38,7 @@ from core.runs import worker_process as jobs
 from core.runs.records import EMBEDDING, RunRecord
 from core.runs.requests import queue_analysis
 from core.runs.store import RunStore
-from core.tables.dataset import SourceSlot, thumbnail
-from ui import errors, state
+from ui import errors, map_photos, state
 from ui.evaluate import check_run_data
 from ui.job_panel import JobPanel, last_outcome
 from ui.run_status import queued_toast
@@ -140,12 +143,13 @@ def map_view(store: RunStore, record: RunRecord, job: RunRecord) -> None:
     event = st.plotly_chart(
         figure, key=chart_key(job), on_select="rerun", selection_mode=("points", "box", "lasso")
     )
+    map_photos.hover_photos(chart_key(job), job.id, photos.map_version(store, job.id))
     method = job.metrics.get("method", "t-SNE")
     st.caption(
         f"{len(frame)} {job.metrics.get('split', '')} images of run {record.id}, placed by {method} of their "
-        "backbone features: nearby points look alike to the model. Hover for the breed and file; click a "
-        "point to see its photo. For a gallery, choose Box or Lasso select in the chart's toolbar and draw "
-        "around points (choose Pan again to click single points)."
+        "backbone features: nearby points look alike to the model. Hover a point to see its photo, breed "
+        "and file; click it to see the photo large. For a gallery, choose Box or Lasso select in the "
+        "chart's toolbar and draw around points (choose Pan again to click single points)."
     )
     rows = selected_rows(event.selection, len(frame))
     if rows:
@@ -214,14 +218,7 @@ def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tup
 @st.cache_data(max_entries=512, show_spinner=False)
 def example_thumbnail(_source: DataSource, key: tuple, split: str, index: int) -> tuple[np.ndarray, str]:
     """(square thumbnail, file name) of one example; `key` names the source for the cache."""
-    image, _ = _source.load(split, index)
-    return thumbnail(image, 160, square=True), _source.item_name(split, index)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def source_slot(data: DataConfig, workspace: str) -> SourceSlot:
-    """The run's data source, opened at most once per server for browsing (core.tables.dataset)."""
-    return SourceSlot(data, Path(workspace))
+    return photos.example_thumbnail(_source, split, index)
 
 
 def run_source(record: RunRecord) -> DataSource | None:
@@ -229,5 +226,6 @@ def run_source(record: RunRecord) -> DataSource | None:
     with errors.shown(hint="The map is still shown; its photos need the run's images."):
         check_run_data(record)
         with st.spinner("Opening the run's images…"):
-            return source_slot(record.data, str(state.workspace())).open(download=False)
+            # The same opened source as the hover thumbnails' (core.embeddings.photos).
+            return photos.source_slot(record.data, state.workspace()).open(download=False)
     return None

@@ -2,8 +2,9 @@
 
 Pick a finished run and a split. Without a finished map, the page offers to compute one (a worker
 job, ui.embedding) and follows it; with one, it draws the map coloured by breed or cat/dog, with a
-class to highlight, and shows the photo of a clicked point or a gallery of a box or lasso selection.
-No TensorFlow: the map is read from the job's folder, the photos from the run's data source.
+class to highlight, shows a hovered point's photo beside the cursor (ui.map_photos), and the photo
+of a clicked point large or a gallery of a box or lasso selection. No TensorFlow: the map is read
+from the job's folder, the photos from the run's data source.
 """
 
 from __future__ import annotations

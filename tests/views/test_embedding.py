@@ -5,7 +5,9 @@ private copy of its workspace; finished maps are written as a job would write th
 (core.embeddings.maps.write_map) from the run's own images, so no t-SNE runs here (the job is
 tested in tests/core/training/test_embedding_job.py). Catches: a page that says nothing useful
 without runs or maps, a button that queues nothing or no worker, a job that is not followed, a
-finished map that is not drawn (or not as WebGL points), a highlight that changes nothing.
+finished map that is not drawn (or not as WebGL points), a highlight that changes nothing, a map
+without its hover photos (the route itself: tests/ui/test_map_photos.py, the tooltip in a browser:
+tests/browser/test_map_hover.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from core.embeddings.maps import map_options, write_map
 from core.runs.records import EMBEDDING
 from core.runs.store import RunStore
 from tests.apptest import open_page, start_app, texts
+
+TOOLTIP = "petlab_map_photo"  # ui.map_photos's component
 
 
 @pytest.fixture
@@ -55,6 +59,11 @@ def figure(at: AppTest, job: int) -> dict:
     charts = [c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-embedding_chart_{job}")]
     assert len(charts) == 1
     return json.loads(charts[0].proto.spec)
+
+
+def hover_photos(at: AppTest) -> list[dict]:
+    """The data of each hover-photo tooltip (ui.map_photos) the page mounted."""
+    return [json.loads(c.proto.json) for c in at.get("bidi_component") if c.proto.component_name == TOOLTIP]
 
 
 def test_without_a_finished_run_the_page_says_what_to_do(page, workspace):
@@ -118,6 +127,12 @@ def test_a_finished_map_is_drawn_as_webgl_points(page, trained_copy):
     size = store.get(job).metrics["points"]
     assert {t["type"] for t in traces} == {"scattergl"}
     assert len(traces) == 6  # one per breed of the run
+    # Hover shows the photo: a tooltip on this chart, asking the server's route for this map's points.
+    version = store.paths(job).embedding.stat().st_mtime_ns
+    assert hover_photos(at) == [
+        {"chart": f"embedding_chart_{job}", "base": f"/petlab/map-photo/{job}/", "query": f"?v={version}"}
+    ]
+    assert any("Hover a point to see its photo" in text for text in texts(at.caption))
     assert at.radio(key="map_color_by").value == "breed"
 
     at.radio(key="map_color_by").set_value("species").run()
@@ -132,6 +147,7 @@ def test_a_finished_map_is_drawn_as_webgl_points(page, trained_copy):
     assert figure(at, other_split)["data"] and not [
         c for c in at.get("plotly_chart") if c.proto.id.endswith(f"-embedding_chart_{job}")
     ]
+    assert [photos["base"] for photos in hover_photos(at)] == [f"/petlab/map-photo/{other_split}/"]
 
 
 def test_a_map_whose_file_is_gone_is_offered_again(page, trained_copy):

@@ -124,6 +124,9 @@ def _fit_a_little(model: keras.Model, lr: float = 1e-3) -> None:
     x = _images()
     y = keras.utils.to_categorical(np.random.default_rng(2).integers(0, classes, 16), classes)
     compile_model(model, lr)
+    # Eagerly: the same train_step as a compiled fit (training=True handed to every layer), without
+    # tracing a graph of the whole backbone's gradients for four steps.
+    model.run_eagerly = True
     model.fit(x, y, batch_size=8, epochs=2, verbose=0)
 
 

@@ -272,8 +272,14 @@ def test_zombie_counts_as_dead(tmp_path: Path) -> None:
         proc.wait()
 
 
-def _writer(workspace: str, run_id: int, epochs: int) -> None:
+# Only bounds a wait for child processes (never asserted as a time): generous, as the CI box's two
+# cores are shared with other jobs.
+CHILD_WAIT_S = 300
+
+
+def _writer(workspace: str, run_id: int, epochs: int, start: object) -> None:
     store = RunStore(Path(workspace))
+    start.wait(CHILD_WAIT_S)  # type: ignore[attr-defined]
     for epoch in range(1, epochs + 1):
         for step in range(5):
             store.set_progress(run_id, epoch=epoch, epochs=epochs, step=step, steps=5)
@@ -282,8 +288,9 @@ def _writer(workspace: str, run_id: int, epochs: int) -> None:
     store.finish(run_id, "done", metrics={"best_val_accuracy": 1.0})
 
 
-def _reader(workspace: str, stop: object) -> None:
+def _reader(workspace: str, start: object, stop: object) -> None:
     store = RunStore(Path(workspace))
+    start.wait(CHILD_WAIT_S)  # type: ignore[attr-defined]
     while not stop.is_set():  # type: ignore[attr-defined]
         for rec in store.list():
             store.history(rec.id)
@@ -292,20 +299,23 @@ def _reader(workspace: str, stop: object) -> None:
 def test_concurrent_writers(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
     ctx = mp.get_context("spawn")
-    epochs, workers = 60, 4
+    # Every process opens the registry first and then all start together (a barrier), so the
+    # writers overlap for all their epochs however slowly each process starts.
+    epochs, workers = 20, 4
     ids = [store.create("head", {"worker": n}) for n in range(workers)]
     for run_id in ids:
         store.start(run_id)  # owned by this (live) test process
-    stop = ctx.Event()
-    reader = ctx.Process(target=_reader, args=(str(tmp_path), stop))
+    start, stop = ctx.Barrier(workers + 2), ctx.Event()
+    reader = ctx.Process(target=_reader, args=(str(tmp_path), start, stop))
     reader.start()
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), run_id, epochs)) for run_id in ids]
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), run_id, epochs, start)) for run_id in ids]
     for proc in procs:
         proc.start()
+    start.wait(CHILD_WAIT_S)
     for proc in procs:
-        proc.join(60)
+        proc.join(CHILD_WAIT_S)
     stop.set()
-    reader.join(60)
+    reader.join(CHILD_WAIT_S)
     assert [p.exitcode for p in procs] == [0] * workers and reader.exitcode == 0
 
     with sqlite3.connect(tmp_path / "runs.db") as conn:
@@ -320,27 +330,36 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         assert all(h["worker"] == run_id for h in history)
 
 
-def _claimer(workspace: str, owner_pid: int, go: object, results: object) -> None:
-    store = RunStore(Path(workspace))
-    go.wait()  # type: ignore[attr-defined]
-    rec = store.claim_next_queued(pid=owner_pid)
-    results.put(None if rec is None else rec.id)  # type: ignore[attr-defined]
+def _claimer(workspace: str, owner_pid: int, start: object, results: object) -> None:
+    try:
+        store = RunStore(Path(workspace))
+        start.wait(CHILD_WAIT_S)  # type: ignore[attr-defined]
+        rec = store.claim_next_queued(pid=owner_pid)
+        results.put(None if rec is None else rec.id)  # type: ignore[attr-defined]
+    except BaseException as exc:  # reported by the test, with what went wrong
+        results.put(f"{type(exc).__name__}: {exc}")  # type: ignore[attr-defined]
+        raise
 
 
 def _race(workspace: Path, racers: int = 4) -> list[int | None]:
-    """Let `racers` processes claim at the same moment; they claim for this (live) process."""
+    """Let `racers` processes claim at the same moment; they claim for this (live) process.
+
+    A barrier releases them together once every one has imported and opened the store (a fixed
+    sleep would let a slow-starting racer, on a busy machine, claim alone and late).
+    """
     ctx = mp.get_context("spawn")
-    go, results = ctx.Event(), ctx.Queue()
+    start, results = ctx.Barrier(racers + 1), ctx.Queue()
     procs = [
-        ctx.Process(target=_claimer, args=(str(workspace), os.getpid(), go, results)) for _ in range(racers)
+        ctx.Process(target=_claimer, args=(str(workspace), os.getpid(), start, results))
+        for _ in range(racers)
     ]
     for proc in procs:
         proc.start()
-    time.sleep(0.5)  # let them all import and open the store
-    go.set()
-    claimed = [results.get(timeout=60) for _ in procs]
+    start.wait(CHILD_WAIT_S)
+    claimed = [results.get(timeout=CHILD_WAIT_S) for _ in procs]
     for proc in procs:
-        proc.join(60)
+        proc.join(CHILD_WAIT_S)
+    assert not [c for c in claimed if isinstance(c, str)], claimed  # no racer failed
     assert [p.exitcode for p in procs] == [0] * racers
     return claimed
 
