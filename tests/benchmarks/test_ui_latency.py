@@ -42,7 +42,15 @@ def test_the_table_is_markdown_with_one_line_per_row():
 def test_the_pages_are_app_pys():
     pages = bench.dashboard_pages()
     assert pages[0] == ("Dataset", "dataset")
-    assert [title for title, _ in pages] == ["Dataset", "Augmentation", "Training", "Evaluation", "Predict"]
+    assert [title for title, _ in pages] == [
+        "Dataset",
+        "Augmentation",
+        "Training",
+        "Evaluation",
+        "Predict",
+        "Embedding map",
+        "Label issues",
+    ]
 
 
 def test_data_oxford_names_class_folders_or_generated(tmp_path: Path):
