@@ -40,7 +40,7 @@ from core.runs import worker_process as jobs
 from core.runs.records import LABEL_ISSUES, RunRecord
 from core.runs.requests import queue_analysis
 from core.runs.store import RunStore
-from core.tables.dataset import thumbnail
+from core.tables.dataset import example_thumbnail
 from core.tables.runs import JobWords, job_progress
 from core.workspace import read_json
 from ui import errors, state
@@ -156,8 +156,7 @@ def browsing_source(job: RunRecord) -> DataSource:
 @st.cache_data(max_entries=512, show_spinner=False)
 def suspect_thumbnail(_source: DataSource, key: tuple, split: str, index: int) -> np.ndarray:
     """A square thumbnail of one image; `key` names the source for the cache."""
-    image, _ = _source.load(split, index)
-    return thumbnail(image, THUMBNAIL_PX, square=True)
+    return example_thumbnail(_source, split, index, THUMBNAIL_PX)[0]
 
 
 def gallery(store: RunStore, job: RunRecord, suspects: pd.DataFrame, marks: Curation, base: Curation) -> None:

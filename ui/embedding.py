@@ -38,6 +38,7 @@ from core.runs import worker_process as jobs
 from core.runs.records import EMBEDDING, RunRecord
 from core.runs.requests import queue_analysis
 from core.runs.store import RunStore
+from core.tables import dataset as dataset_tables
 from ui import errors, map_photos, state
 from ui.evaluate import check_run_data
 from ui.job_panel import JobPanel, last_outcome
@@ -218,7 +219,7 @@ def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tup
 @st.cache_data(max_entries=512, show_spinner=False)
 def example_thumbnail(_source: DataSource, key: tuple, split: str, index: int) -> tuple[np.ndarray, str]:
     """(square thumbnail, file name) of one example; `key` names the source for the cache."""
-    return photos.example_thumbnail(_source, split, index)
+    return dataset_tables.example_thumbnail(_source, split, index, photos.THUMBNAIL_SIDE)
 
 
 def run_source(record: RunRecord) -> DataSource | None:

@@ -20,13 +20,12 @@ import pandas as pd
 from PIL import Image
 
 from core.config import DataConfig
-from core.data.base import DataSource
 from core.data.roots import resolve_within_roots
 from core.embeddings.maps import read_map
 from core.errors import NotFoundError
 from core.runs.records import EMBEDDING, RunRecord
 from core.runs.store import RunStore
-from core.tables.dataset import SourceSlot, thumbnail
+from core.tables.dataset import SourceSlot, example_thumbnail
 
 THUMBNAIL_SIDE = 160  # px, square: the page's gallery and the hover tooltip
 JPEG_QUALITY = 82
@@ -36,14 +35,6 @@ JPEG_QUALITY = 82
 def source_slot(data: DataConfig, workspace: Path) -> SourceSlot:
     """The data source of `data`, opened (lazily, once) for browsing; the last 4 are kept."""
     return SourceSlot(data, Path(workspace))
-
-
-def example_thumbnail(
-    source: DataSource, split: str, index: int, side: int = THUMBNAIL_SIDE
-) -> tuple[np.ndarray, str]:
-    """(square thumbnail of at most `side` px, file name) of one example of `source`."""
-    image, _ = source.load(split, index)
-    return thumbnail(image, side, square=True), source.item_name(split, index)
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:

@@ -118,3 +118,9 @@ def thumbnail(image: np.ndarray, max_side: int = 256, square: bool = False) -> n
         pil = pil.crop((left, top, left + side, top + side))
     pil.thumbnail((max_side, max_side))
     return np.asarray(pil)
+
+
+def example_thumbnail(source: DataSource, split: str, index: int, side: int = 160) -> tuple[np.ndarray, str]:
+    """(square thumbnail of at most `side` px, file name) of one example of a data source."""
+    image, _ = source.load(split, index)
+    return thumbnail(image, side, square=True), source.item_name(split, index)
