@@ -90,6 +90,21 @@ def warm_imports() -> None:
     import ui.widgets  # noqa: F401
 
     go.Figure(go.Bar(x=["a"], y=[1])).to_json()  # plotly builds its validators on first use
+    streamlit_first_uses()
+
+
+def streamlit_first_uses() -> None:
+    """What Streamlit does once per process, the first time a script draws (0.25 s of the first page).
+
+    `st.set_page_config(page_icon=…)` imports `streamlit.emojis`, which compiles a regular
+    expression of every emoji; the first element a script draws checks whether Streamlit runs in a
+    REPL with `inspect.stack()`, which reads the source path of every loaded module (Streamlit
+    1.67's `_maybe_print_use_warning`; run here in the server, it prints nothing).
+    """
+    import streamlit.emojis  # noqa: F401
+    from streamlit import delta_generator
+
+    delta_generator._maybe_print_use_warning()
 
 
 def wait() -> None:

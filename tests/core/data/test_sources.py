@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import types
@@ -23,7 +26,14 @@ from core.data.net import check_reachable
 from core.data.splits import reference_train_count, tfds_order
 from core.data.tfds_source import reference_split_specs
 from core.errors import BadImageError, BadInputError, NotFoundError, OfflineError, PetLabError
-from tests.conftest import PER_BREED, SAMPLE_BREEDS, save_image, write_oxford_annotations, write_oxford_images
+from tests.conftest import (
+    PER_BREED,
+    REPO,
+    SAMPLE_BREEDS,
+    save_image,
+    write_oxford_annotations,
+    write_oxford_images,
+)
 
 COLORS = {name: np.array(color) for name, color in SAMPLE_BREEDS.items()}
 
@@ -359,6 +369,38 @@ def test_tfds_offline_fails_fast_with_alternatives(tmp_path, monkeypatch):
     assert "\n" not in str(caught.value)
     with pytest.raises(NotFoundError, match="not prepared"):
         open_source("tfds", workspace=tmp_path, download=False)
+
+
+def test_an_unprepared_tfds_folder_is_answered_without_importing_tfds(tmp_path):
+    """The dashboard's first page with the default source, not downloaded yet: a look at the folder
+    answers "not prepared" instead of importing tensorflow-datasets (about a second there)."""
+    partial = tmp_path / "partial" / "oxford_iiit_pet" / "4.0.0"
+    partial.mkdir(parents=True)  # a version folder without its dataset_info.json is not prepared
+    script = f"""
+import json, sys
+from pathlib import Path
+from core.data.sources import open_for_browsing
+from core.data.tfds_source import tfds_prepared
+from core.errors import NotFoundError
+answers = []
+for path in [None, {str(tmp_path / "partial")!r}]:
+    try:
+        open_for_browsing("tfds", path, workspace=Path({str(tmp_path)!r}), download=False)
+    except NotFoundError as exc:
+        answers.append(exc.dashboard)
+answers.append(tfds_prepared(Path({str(tmp_path)!r})))
+print(json.dumps({{"answers": answers, "tfds": "tensorflow_datasets" in sys.modules}}))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TFDS_DATA_DIR"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["tfds"] is False
+    assert len(found["answers"]) == 3 and found["answers"][2] is False
+    assert all(
+        "not prepared" in answer and "download and prepare it here" in answer
+        for answer in found["answers"][:2]
+    )
 
 
 # --- tfds through tfds.testing.mock_data ---------------------------------------------------------------
