@@ -4,6 +4,8 @@ import contextlib
 import os
 import sys
 
+from core.cli import TENSORFLOW_FREE_COMMANDS, main
+
 # Quiet TensorFlow's C++ logs before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -23,12 +25,15 @@ def _native_stderr_silenced():
         os.close(devnull)
 
 
-if os.environ.get("PETLAB_TF_STARTUP_LOGS") != "1":
+def _load_tensorflow_quietly(command: str) -> None:
+    """Import TensorFlow now, its start-up lines silenced, unless `command` does without it."""
+    if command in TENSORFLOW_FREE_COMMANDS or os.environ.get("PETLAB_TF_STARTUP_LOGS") == "1":
+        return
     with _native_stderr_silenced():
         import tensorflow
 
         tensorflow.config.list_physical_devices("GPU")  # CUDA probing logs its own errors on a CPU machine
 
-from core.cli import main  # noqa: E402
 
-sys.exit(main())
+# The arguments are read before TensorFlow loads: a typo or `runs` answers at once, not seconds later.
+sys.exit(main(before=_load_tensorflow_quietly))

@@ -12,13 +12,15 @@ no traceback. Defaults come from core.config.
     report        report: a run's self-contained HTML report
     curation      label-issues: the training images whose labels the model disputes
 
-Importing this package loads no TensorFlow: each command imports what it needs when it runs.
+Importing this package loads no TensorFlow: each command imports what it needs when it runs, and
+`python -m core` loads it only after the arguments are read, for the commands that need it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 from core.cli import commands, curation, experiments, report
 from core.cli.parser import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, build_parser
@@ -44,9 +46,18 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (a usage error exits 2 from the parser)."""
+# Answered without TensorFlow: reading and changing the registry, writing a report.
+TENSORFLOW_FREE_COMMANDS = frozenset({"runs", "cancel", "report"})
+
+
+def main(argv: list[str] | None = None, before: Callable[[str], None] | None = None) -> int:
+    """Run one command; returns the exit code (a usage error exits 2 from the parser).
+
+    `before(command)` runs once the arguments are read and valid, before the command itself.
+    """
     args = build_parser().parse_args(argv)
+    if before is not None:
+        before(args.command)
     try:
         return COMMANDS[args.command](args)
     except BadInputError as exc:

@@ -361,3 +361,31 @@ def test_cancel_stops_a_queued_run_and_refuses_a_finished_one(tmp_path, capsys) 
     assert (record.status, record.cancel_requested) == ("cancelled", True)
     assert main_exit_code(["cancel", str(run_id), "--workspace", str(tmp_path)]) == cli.EXIT_BAD_INPUT
     assert "only queued or running runs can be cancelled" in capsys.readouterr().err
+
+
+def loads_tensorflow(*args: str, workspace: Path) -> tuple[int, bool]:
+    """(exit code of `python -m core <args>`, whether TensorFlow was imported by then)."""
+    script = f"""
+import json, runpy, sys
+sys.argv = ["core", *{list(args)!r}]
+try:
+    runpy.run_module("core", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps([code, "tensorflow" in sys.modules]))
+"""
+    env = os.environ | {"PETLAB_WORKSPACE": str(workspace)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
+    code, loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    return code, loaded
+
+
+def test_the_command_line_reads_its_arguments_before_loading_tensorflow(tmp_path):
+    """A typo, `runs` and `cancel` answer at once: TensorFlow (seconds to import) loads only for commands
+    that use it, once their arguments are valid."""
+    assert loads_tensorflow("runs", workspace=tmp_path) == (0, False)
+    assert loads_tensorflow("train", "--epochs", "0", workspace=tmp_path) == (2, False)
+    assert loads_tensorflow("cancel", "7", workspace=tmp_path) == (2, False)  # no such run
+    assert loads_tensorflow("evaluate", "--run", "7", workspace=tmp_path) == (2, True)  # control
