@@ -75,8 +75,12 @@ def tail(path: Path, lines: int = 60) -> str:
         return ""
 
 
-def stop_group(pid: int) -> None:
-    """Terminate a process group (SIGTERM, then SIGKILL after a grace period)."""
+def stop_group(pid: int, leader: subprocess.Popen | None = None) -> None:
+    """Terminate a process group (SIGTERM, then SIGKILL after a grace period).
+
+    `leader`: the group's leader when it is this process's child, reaped as it ends (an unreaped
+    leader stays in the group as a zombie, and the wait would last the whole grace period).
+    """
     for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(pid, sig)
@@ -84,6 +88,8 @@ def stop_group(pid: int) -> None:
             return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
+            if leader is not None:
+                leader.poll()
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
@@ -167,7 +173,7 @@ def wait_healthy(server: Server, timeout: float) -> None:
 
 def stop_server(server: Server) -> None:
     """Stop the server and the training process it started."""
-    stop_group(server.process.pid)
+    stop_group(server.process.pid, server.process)
     server.process.wait(timeout=10)
     stop_worker(server.workspace)
 
@@ -322,7 +328,7 @@ def training(command: list[str], workspace: Path, log: Path, timeout: float) -> 
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            stop_group(process.pid)
+            stop_group(process.pid, process)
 
 
 def wait_training(trainer: Trainer, process: subprocess.Popen, timeout: float) -> tuple[str, int, int]:

@@ -66,3 +66,15 @@ def test_data_oxford_names_class_folders_or_generated(tmp_path: Path):
     assert generated.source == "folder" and generated.path.is_relative_to(tmp_path)
     assert len({p.parent.name for p in generated.path.glob("*/*.jpg")}) == 6
     assert len(generated.photos) >= 12  # the upload measurements use 12 photos
+
+
+def test_stopping_a_group_reaps_its_leader():
+    """The benchmark's servers are its children: stopping one reaps it, so the stop does not sit out
+    the grace period waiting for a zombie to leave its process group."""
+    import subprocess
+
+    from benchmarks.dashboard import stop_group
+
+    leader = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    stop_group(leader.pid, leader)
+    assert leader.returncode is not None
