@@ -65,7 +65,7 @@ def test_data_oxford_names_class_folders_or_generated(tmp_path: Path):
     generated = bench.pick_data(tmp_path / "missing", tmp_path)
     assert generated.source == "folder" and generated.path.is_relative_to(tmp_path)
     assert len({p.parent.name for p in generated.path.glob("*/*.jpg")}) == 6
-    assert len(generated.photos) >= 12  # the upload measurements use 12 photos
+    assert len(generated.photos) >= 16  # the upload measurements use 16 photos
 
 
 def test_stopping_a_group_reaps_its_leader():
