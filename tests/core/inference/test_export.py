@@ -108,7 +108,10 @@ def test_float_tflite_agrees_with_keras(run, exported) -> None:
     probabilities = tflite_probabilities(exported["tflite"], run.images)
     assert probabilities.shape == run.expected.shape
     np.testing.assert_array_equal(probabilities.argmax(axis=1), run.expected.argmax(axis=1))
-    np.testing.assert_allclose(probabilities, run.expected, atol=1e-4)
+    # The converted graph folds BatchNorm into the convolutions and runs XNNPACK's kernels: it agrees
+    # with eager Keras to float32 rounding of logits tens apart, which moves a probability by up to
+    # ~1e-4 (1.3e-4 seen on a fresh install, 2026-12); a wrong conversion moves them by 0.1 or more.
+    np.testing.assert_allclose(probabilities, run.expected, atol=1e-3)
 
 
 def test_quantized_tflite_is_smaller_and_mostly_agrees(run, exported) -> None:
