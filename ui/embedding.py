@@ -202,18 +202,11 @@ def data_key(data: DataConfig) -> tuple:
 
 def example(source: DataSource, data: DataConfig, split: str, index: int, item: str) -> np.ndarray | None:
     """The full-size image of one example, or None (and why) when the data has changed since the map."""
-    image, name = load_example(source, data_key(data), split, index)
+    image, _, name = state.load_example(source, data_key(data), split, index)
     if name != item:
         st.warning(CHANGED)
         return None
     return image
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tuple[np.ndarray, str]:
-    """(full-size image, file name) of one example; `key` names the source for the cache."""
-    image, _ = _source.load(split, index)
-    return image, _source.item_name(split, index)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

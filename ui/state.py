@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from core import config as cfg
 from core.catalog.backbones import default_image_size
 from core.catalog.choices import LR_CHOICES, TOP_LAYERS_SUGGESTION, unfreeze_choice
 from core.catalog.experiments import nearest_on_log_scale
+from core.data.base import DataSource
 from core.data.roots import data_roots as _data_roots
 from core.data.roots import redact_paths, resolve_within_roots
 from core.errors import PetLabError
@@ -76,6 +78,14 @@ def source_slot(data: cfg.DataConfig | None = None) -> SourceSlot:
     check_data_path()
     data = data or data_config()
     return _source_slot(data.source, data.path or "", str(workspace()))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tuple[np.ndarray, int, str]:
+    """(full-size image, label, file name) of one example of an opened source; `key` names the source
+    for the cache (the source itself is not hashed)."""
+    image, label = _source.load(split, index)
+    return image, label, _source.item_name(split, index)
 
 
 def forget_source(data: cfg.DataConfig | None = None) -> None:

@@ -8,7 +8,6 @@ the page follows the job and opens the data once it is done.
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
@@ -28,17 +27,10 @@ MIN_PER_CLASS = 5
 ZIP_RESULT = "zip_import_result"
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tuple[np.ndarray, int, str]:
-    """(full-size image, label, file name) of one example; `key` names the source for the cache."""
-    image, label = _source.load(split, index)
-    return image, label, _source.item_name(split, index)
-
-
 def reload_source() -> None:
     """Forget the opened source and its example images, so they are read again."""
     state.forget_source()
-    load_example.clear()
+    state.load_example.clear()
 
 
 def zip_import() -> None:
@@ -145,7 +137,7 @@ def sample_grid(source: DataSource, key: tuple) -> None:
     if not indices:
         st.info("No images in this split match the filter.")
         return
-    examples = {i: load_example(source, key, split, i) for i in indices}
+    examples = {i: state.load_example(source, key, split, i) for i in indices}
     grid = st.columns(GRID_COLUMNS)
     for n, (image, label, name) in enumerate(examples.values()):
         grid[n % GRID_COLUMNS].image(thumbnail(image, 200, square=True), caption=f"{classes[label]} · {name}")
