@@ -55,7 +55,9 @@ def test_importing_the_engine_module_starts_nothing_and_loads_no_tensorflow():
     assert first_heavy_imports(["ui.engine"]) == {}
 
 
-def test_a_rerun_of_the_app_keeps_the_keras_session(monkeypatch):
+def test_a_rerun_of_the_app_keeps_the_keras_session(monkeypatch, workspace):
+    """In a workspace of its own: run against the checkout's default one, the app spawned its device
+    probe there and shared that registry with the other test worker."""
     import keras
     from streamlit.runtime.scriptrunner import script_runner
 
