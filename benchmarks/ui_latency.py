@@ -166,8 +166,9 @@ class Bench:
         command = train_command(workspace, self.data.source, self.data.path, *more)
         return training(command, workspace, self.scratch / log_name, timeout=4 * STEP_S)
 
-    def new_page(self):
-        page = local_only_context(self.browser, self.blocked).new_page()
+    def new_page(self, context=None):
+        """A new tab of `context` (its cache warm), or of a new, empty browser context."""
+        page = (context or local_only_context(self.browser, self.blocked)).new_page()
         page.set_default_timeout(STEP_S * 1000)
         return page
 
@@ -318,11 +319,7 @@ def upload(page, photos: list[Path], shown_before: int = 0) -> tuple[float, floa
 def open_predict(bench: Bench, server, context=None):
     """A new browser session on the Predict page, drawn and settled (SETTLE_S): a new tab of `context`
     (its cache), or of a new, empty browser context."""
-    if context is None:
-        page = bench.new_page()
-    else:
-        page = context.new_page()
-        page.set_default_timeout(STEP_S * 1000)
+    page = bench.new_page(context)
     page.goto(server.url + "/predict")
     wait_drawn(page, "Predict", STEP_S)
     time.sleep(SETTLE_S)

@@ -89,9 +89,11 @@ def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tup
 
 
 def forget_source(data: cfg.DataConfig | None = None) -> None:
-    """Drop the opened source, so the next use reads the folder (or dataset) again."""
+    """Drop the opened source and the example images read from it, so the next use reads the folder
+    (or dataset) again."""
     data = data or data_config()
     _source_slot.clear(data.source, data.path or "", str(workspace()))
+    load_example.clear()  # keyed by the source's settings, not its contents: all of them may be stale
 
 
 def augment_spec() -> str:

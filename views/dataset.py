@@ -27,12 +27,6 @@ MIN_PER_CLASS = 5
 ZIP_RESULT = "zip_import_result"
 
 
-def reload_source() -> None:
-    """Forget the opened source and its example images, so they are read again."""
-    state.forget_source()
-    state.load_example.clear()
-
-
 def zip_import() -> None:
     """Upload a zip of class folders; once imported, the sidebar switches to that folder."""
     with st.expander("Import your own images from a zip", icon=":material/folder_zip:"):
@@ -163,7 +157,7 @@ reload.button(
     "Reload",
     key="reload_dataset",
     icon=":material/refresh:",
-    on_click=reload_source,
+    on_click=state.forget_source,
     help="Read the dataset again, e.g. after adding images or class folders.",
 )
 zip_import()
