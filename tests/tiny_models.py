@@ -69,29 +69,48 @@ def tiny_trained_model(backbone: str = "mobilenetv2", size: int = 32, epochs: in
     return model
 
 
-def trained_in_a_fresh_process(path: Path, backbone: str = "mobilenetv2", size: int = 32) -> Path:
-    """`tiny_trained_model(backbone, size)` trained in a new interpreter and saved to `path` (.keras).
+def in_a_fresh_process(code: str) -> None:
+    """Run `code` (Python; the checkout importable) in a new interpreter; fail with its stderr if it fails.
 
-    Fitting a random backbone at a high learning rate amplifies float32 rounding, and the rounding
-    of a process depends on what it ran before (where its buffers happen to lie in memory): the
-    same seed gives another model after other tests. Trained in a fresh interpreter, it is the
-    same model whichever tests ran before, on one worker or another, so numerical comparisons on
-    it (an export against Keras) do not depend on the order tests run in.
+    Models that tests compare numbers on, or need to tell classes apart, are made this way: built
+    in-process after other tests, the same seed has given another model (a random backbone's
+    calibration, a head fitted at a high learning rate, amplify whatever state and float32
+    rounding earlier tests left), so such tests failed only in some orders on some xdist worker.
     """
-    script = (
-        "from tests.tiny_models import tiny_trained_model\n"
-        f"tiny_trained_model({backbone!r}, {size}).save({str(path)!r})\n"
-    )
-    env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-c", script],
+        [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parents[1],
-        env=env,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"},
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def trained_in_a_fresh_process(path: Path, backbone: str = "mobilenetv2", size: int = 32) -> Path:
+    """`tiny_trained_model(backbone, size)` trained in a new interpreter (`in_a_fresh_process`), saved."""
+    in_a_fresh_process(
+        "from tests.tiny_models import tiny_trained_model\n"
+        f"tiny_trained_model({backbone!r}, {size}).save({str(path)!r})\n"
+    )
+    return path
+
+
+def calibrated_model(backbone: str, size: int) -> keras.Model:
+    """A 3-class PetLab model, random weights, BatchNorm calibrated on `colour_images` (untrained head)."""
+    keras.utils.set_random_seed(0)
+    model = build_model(get_backbone(backbone), len(CLASS_NAMES), size, weights=None)
+    calibrate_batchnorm(model, colour_images(48, size)[0])
+    return model
+
+
+def calibrated_in_a_fresh_process(path: Path, backbone: str = "mobilenetv3small", size: int = 64) -> Path:
+    """`calibrated_model(backbone, size)` made in a new interpreter (`in_a_fresh_process`), saved."""
+    in_a_fresh_process(
+        "from tests.tiny_models import calibrated_model\n"
+        f"calibrated_model({backbone!r}, {size}).save({str(path)!r})\n"
+    )
     return path
 
 
@@ -163,12 +182,23 @@ def write_striped_folders(root: Path, per_class: int, size: int = 32, seed: int 
 
 
 def calibrated_backbone_weights(path: Path, backbone: str = "mobilenetv3small", size: int = 32) -> Path:
-    """A weights file (Keras, no top) of a random backbone whose BatchNormalization saw `striped_images`."""
+    """A weights file (Keras, no top) of a random backbone whose BatchNormalization saw `striped_images`.
+
+    Made in a new interpreter (`in_a_fresh_process`), so it is the same file whichever tests ran before.
+    """
+    in_a_fresh_process(
+        "from tests.tiny_models import save_calibrated_backbone\n"
+        f"save_calibrated_backbone({str(path)!r}, {backbone!r}, {size})\n"
+    )
+    return path
+
+
+def save_calibrated_backbone(path: str, backbone: str, size: int) -> None:
+    """`calibrated_backbone_weights`' work, in the process that calls it."""
     keras.utils.set_random_seed(0)
     model = build_model(get_backbone(backbone), len(STRIPED_CLASSES), size, weights=None)
     calibrate_batchnorm(model, striped_images(96, size, seed=1)[0].astype(np.float32))
     backbone_of(model).save_weights(path)
-    return path
 
 
 def striped_experiment(folder: Path, per_class: int = 60):

@@ -77,17 +77,10 @@ def explainable(workspace) -> Path:
     import keras
     import streamlit as st
 
-    from core.catalog.backbones import get_backbone
-    from core.model.classifier import build_model
-    from tests.tiny_models import calibrate_batchnorm, colour_images, save_done_run
+    from tests.tiny_models import calibrated_in_a_fresh_process, save_done_run
 
-    # A fresh Keras state (the dashboard no longer clears it after each rerun), so the seed gives
-    # the same model whichever tests ran before in this process.
     st.cache_resource.clear()  # models and Grad-CAM objects other tests' servers left in this process
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    model = build_model(get_backbone("mobilenetv3small"), 3, 64, weights=None)
-    calibrate_batchnorm(model, colour_images(48, 64)[0])
+    model = keras.saving.load_model(calibrated_in_a_fresh_process(workspace.parent / "calibrated.keras"))
     store = RunStore(workspace)
     save_done_run(store, model)
     store.close()
