@@ -33,8 +33,9 @@ from core.config import TrainConfig
 from core.data.folder import class_images
 from core.data.images import load_image
 from core.inference.batch import predict_folder
-from core.inference.predict import MAX_BATCH, Predictor
+from core.inference.predict import Predictor
 from core.model.classifier import build_model, compiled_forward
+from core.predictions.answers import MAX_BATCH
 from core.runs.store import RunStore
 from core.workspace import atomic_write_json
 

@@ -17,6 +17,7 @@ The packages fall on two sides of one line, which `tests/test_layers.py` enforce
         reports/    the self-contained HTML run report
         curation/   label-issue rankings and the person's relabel / exclude / keep marks
         embeddings/ 2-D maps of backbone features (PCA, t-SNE), cached
+        predictions/ top-k answers for photos, and LiteRT's copy of a run's model (the first answers)
     ─────────────────────────────────────────────────────────────────────────────────
     TensorFlow: loaded by the training process, and by the server only for a page that needs a model
         model/      backbones from keras.applications, the reference head, augmentation layers
@@ -40,5 +41,6 @@ TENSORFLOW_FREE = (
     "reports",
     "curation",
     "embeddings",
+    "predictions",
 )
 NEEDS_TENSORFLOW = ("model", "training", "inference")

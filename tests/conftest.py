@@ -6,6 +6,8 @@ import os
 import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
+# Runs keep no LiteRT copy of their model (seconds each); the tests of the copy turn it on (`lite_copies`).
+os.environ["PETLAB_LITE_COPY"] = "0"
 
 import zlib
 from pathlib import Path
@@ -191,3 +193,9 @@ def trained_copy(trained, workspace) -> Path:
     """A private copy of the trained workspace, for tests that add runs."""
     shutil.copytree(trained, workspace, ignore=shutil.ignore_patterns("cache"))
     return workspace
+
+
+@pytest.fixture
+def lite_copies(monkeypatch):
+    """Finished runs leave their LiteRT copy (core.training.artifacts), as outside the tests."""
+    monkeypatch.setenv("PETLAB_LITE_COPY", "1")

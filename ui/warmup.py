@@ -65,6 +65,8 @@ def warm_imports() -> None:
     import core.figures.curves
     import core.figures.data
     import core.figures.evaluation
+    import core.predictions.answers
+    import core.predictions.lite
     import core.reports.run_report
     import core.runs.requests
     import core.runs.worker_process

@@ -2,7 +2,9 @@
 
 The page draws its run picker and uploader without TensorFlow. Choosing a run starts loading
 its model in the background (ui.engine: the engine's import first, then the model and its
-Grad-CAM, each traced once on a blank image), so the first photo is answered quickly. All the
+Grad-CAM, each traced once on a blank image). Until the model is loaded, photos are answered by
+the run's LiteRT copy (core.predictions.lite: no TensorFlow, a fraction of a second), so even a
+fresh server's first photo is answered at once. All the
 photos go through the model in one batch and their top-5 are drawn first; then, beside each, a
 Grad-CAM overlay shows where the model looked for the top breed (or any other class picked under
 it), each in a fragment of its own, so picking a class redraws only that photo's overlay.
@@ -19,6 +21,9 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from core.data.images import IMAGE_EXTENSIONS, decode_image
+from core.predictions.answers import PhotoPredictor, Prediction
+from core.predictions.lite import LitePredictor, lite_predictor
+from core.runs.layout import RunPaths
 from core.runs.records import RunRecord
 from core.runs.store import RunStore
 from core.tables.dataset import thumbnail
@@ -27,7 +32,7 @@ from ui import batch_predict, engine, errors, state, widgets
 
 if TYPE_CHECKING:
     from core.inference.explain import GradCam
-    from core.inference.predict import Prediction, Predictor
+    from core.inference.predict import Predictor
 
 TOP_K = 5
 # Offered too so that core can say clearly why such a photo cannot be read.
@@ -57,9 +62,29 @@ def ready_predictor(store: RunStore, run_id: int, engine_loading: engine.Loading
     return predictor
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def lite_model(workspace: str, run_id: int, model_mtime: float) -> LitePredictor | None:
+    """The run's LiteRT predictor, or None (no LiteRT, no current copy, or a copy it cannot read)."""
+    try:
+        return lite_predictor(RunPaths.of(workspace, run_id))
+    except Exception:  # a damaged copy: the Keras model answers, as for a run without one
+        return None
+
+
+def answering(loading: engine.Loading[Predictor], lite: LitePredictor | None, run_id: int) -> PhotoPredictor:
+    """The Keras predictor once it is loaded; until then the LiteRT copy, or a wait for the Keras one."""
+    if lite is not None and not loading.ready():
+        return lite
+    engine.wait_drawn(engine.start())
+    engine.wait_drawn(loading, f"Loading the model of run {run_id}…")
+    return loading.result()
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def predictions(_predictor: Predictor, model_key: tuple, items: list[tuple[str, bytes]]) -> list[Prediction]:
-    """Top-5 of every photo, in one batch; `model_key` names the predictor for the cache."""
+def predictions(
+    _predictor: PhotoPredictor, model_key: tuple, kind: str, items: list[tuple[str, bytes]]
+) -> list[Prediction]:
+    """Top-5 of every photo, in one batch; `model_key` and `kind` name the predictor for the cache."""
     return _predictor.predict_many(items, top_k=TOP_K)
 
 
@@ -133,7 +158,7 @@ def explain(
     index: int,
     image: np.ndarray,
     prediction: Prediction,
-    predictor: Predictor,
+    predictor: PhotoPredictor,
     model_key: tuple,
     explainer: engine.Loading[GradCam],
 ) -> None:
@@ -185,16 +210,15 @@ model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exi
 # From now on in the background: the model, then Grad-CAM on it (traced once, its slow part).
 loading = model_loading(*model_key, store, engine.start())
 gradcam = explainer_loading(*model_key, loading)
+lite = lite_model(*model_key)
 batch_predict.section(loading, model_key, TOP_K)
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")
     st.stop()
 with errors.shown(stop=True):
-    engine.wait_drawn(engine.start())
-    engine.wait_drawn(loading, f"Loading the model of run {record.id}…")
-    predictor = loading.result()
+    predictor = answering(loading, lite, record.id)
     with st.spinner("Looking at the photos…"):
-        results = predictions(predictor, model_key, items)
+        results = predictions(predictor, model_key, type(predictor).__name__, items)
 opacity_slider()
 # Every photo's top-5 first, then the Grad-CAM overlays into the slots left beside them.
 images = [

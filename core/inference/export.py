@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from core.errors import BadInputError, NotFoundError, PetLabError
 from core.model.classifier import load_model
+from core.predictions.lite import lite_model_current
 from core.progress import ProgressCallback, no_progress
 from core.runs.layout import EXPORT_FORMATS, RunPaths
 from core.runs.store import RunStore
@@ -124,13 +125,37 @@ def _export_savedmodel(model_file: Path, artifact: Path, quantize: bool, step: S
 
 
 def _export_tflite(model_file: Path, artifact: Path, quantize: bool, step: Step) -> None:
+    lite = RunPaths(model_file.parent)
+    if not quantize and lite_model_current(lite):  # the float32 copy the run already left
+        shutil.copyfile(lite.lite_model, artifact)
+        step(3)
+        return
     model = float32_model(load_model(model_file))
     step(1)
-    saved_model = artifact.parent / "savedmodel-for-tflite"
-    write_saved_model(model, saved_model)
-    step(2)
-    artifact.write_bytes(convert_to_tflite(saved_model, quantize))
+    artifact.write_bytes(tflite_bytes(model, artifact.parent, quantize))
     step(3)
+
+
+def tflite_bytes(model: keras.Model, scratch: Path, quantize: bool = False) -> bytes:
+    """`model` as a .tflite flatbuffer, converted through a SavedModel written under `scratch` (removed)."""
+    saved_model = scratch / f"savedmodel-for-tflite-{uuid.uuid4().hex[:8]}"
+    try:
+        write_saved_model(model, saved_model)
+        return convert_to_tflite(saved_model, quantize)
+    finally:
+        shutil.rmtree(saved_model, ignore_errors=True)
+
+
+def write_lite_model(model: keras.Model, paths: RunPaths) -> Path:
+    """Write the run's float32 LiteRT copy of `model` (core.predictions.lite) beside its model.keras.
+
+    Call it after model.keras is written: a copy older than the model is not used.
+    """
+    with _staging(paths.folder) as staging:
+        artifact = staging / paths.lite_model.name
+        artifact.write_bytes(tflite_bytes(float32_model(model), staging))
+        _install(artifact, paths.lite_model)
+    return paths.lite_model
 
 
 _EXPORTERS = {"keras": _export_keras, "savedmodel": _export_savedmodel, "tflite": _export_tflite}

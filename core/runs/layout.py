@@ -3,6 +3,7 @@
     runs.db                  the run registry (core.runs.store)
     runs/<ID>/
         model.keras          the full trained model (backbone + head)
+        model.tflite         the same model in float32 for LiteRT (answers before TensorFlow has loaded)
         class_names.json     the output order of the model's classes
         config.json          kind, parent and the run's full config
         history.json         per-epoch metrics (also in the registry)
@@ -61,6 +62,11 @@ class RunPaths:
     @property
     def model(self) -> Path:
         return self.folder / "model.keras"
+
+    @property
+    def lite_model(self) -> Path:
+        """The float32 LiteRT copy of model.keras (core.predictions.lite), written after it."""
+        return self.folder / "model.tflite"
 
     @property
     def class_names(self) -> Path:

@@ -316,3 +316,50 @@ def test_a_folder_inside_the_data_roots_is_predicted_and_one_outside_is_refused(
     assert not at.exception and not at.error
     assert at.dataframe[0].value["file"].tolist() == ["a.jpg", "deeper/b.png"]
     assert not at.warning and len(gallery_captions(at)) == 2
+
+
+def test_the_first_photos_are_answered_by_the_lite_copy_while_the_model_loads(trained_copy, monkeypatch):
+    """The Keras model's load is held until the LiteRT copy has answered; then later photos use Keras."""
+    import threading
+
+    import core.inference.predict
+    import core.predictions.lite
+    from core.inference.export import write_lite_model
+
+    paths = RunPaths.of(trained_copy, 1)
+    write_lite_model(core.inference.predict.Predictor(paths).model, paths)
+    answered: list[tuple[str, list[str]]] = []
+    lite_answered = threading.Event()
+
+    def spy(cls, kind):
+        real = cls.predict_many
+
+        def predict_many(self, items, top_k=5):
+            answered.append((kind, [name for name, _ in items]))
+            if kind == "lite":
+                lite_answered.set()
+            return real(self, items, top_k)
+
+        monkeypatch.setattr(cls, "predict_many", predict_many)
+
+    spy(core.predictions.lite.LitePredictor, "lite")
+    spy(core.inference.predict.Predictor, "keras")
+    real_for_run = core.inference.predict.Predictor.for_run.__func__
+
+    def held_for_run(cls, store, run_id):
+        assert lite_answered.wait(60), "the page never asked the LiteRT copy"
+        return real_for_run(cls, store, run_id)
+
+    monkeypatch.setattr(core.inference.predict.Predictor, "for_run", classmethod(held_for_run))
+    at = start_app()
+    open_page(at, "predict")
+    at.file_uploader(key="predict_upload").set_value([("cat.png", png_bytes(), "image/png")]).run()
+    assert not at.exception
+    assert answered == [("lite", ["cat.png"])]
+    assert len(ranked(at, 0)) == 5 and gradcam(at)[0].startswith("Grad-CAM: ")  # Grad-CAM followed
+
+    photos = [("cat.png", png_bytes(), "image/png"), ("dog.jpg", jpeg_bytes(), "image/jpeg")]
+    at.file_uploader(key="predict_upload").set_value(photos).run()
+    assert not at.exception
+    assert answered[1:] == [("keras", ["cat.png", "dog.jpg"])]  # the Keras model, now loaded
+    assert len(ranked(at, 1)) == 5

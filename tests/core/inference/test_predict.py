@@ -1,11 +1,11 @@
-"""Prediction (core/inference/predict.py): several photos answered in one batched forward pass."""
+"""Prediction (core.inference.predict, core.predictions.answers): several photos in one batched pass."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-import core.inference.predict
+import core.predictions.answers
 from core.inference.predict import Predictor
 from core.runs.store import RunStore
 from tests.apptest import jpeg_bytes, png_bytes
@@ -40,7 +40,7 @@ def test_predict_many_answers_every_readable_photo_in_one_pass(predictor, batche
 
 
 def test_predict_many_splits_a_large_upload_into_bounded_batches(predictor, batches, monkeypatch):
-    monkeypatch.setattr(core.inference.predict, "MAX_BATCH", 2)
+    monkeypatch.setattr(core.predictions.answers, "MAX_BATCH", 2)
     results = predictor.predict_many([(f"{n}.png", png_bytes()) for n in range(5)], top_k=3)
     assert batches == [2, 2, 1] and all(len(r.top) == 3 for r in results)
 
