@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-import core.inference.predict as predict
+import core.predictions.answers as answers
 from core.data.folder import class_images
 from core.data.images import IMAGE_EXTENSIONS, ImageInput
 from core.data.zip_import import MAX_TOTAL_BYTES, checked_members, read_member
@@ -47,9 +47,9 @@ def predict_folder(
     with open_photos(source) as photos:
         total = len(photos)
         progress(STAGE, 0, total)
-        for start in range(0, total, predict.MAX_BATCH):
+        for start in range(0, total, answers.MAX_BATCH):
             group = [
-                (file, *read_photo(file, read)) for file, read in photos[start : start + predict.MAX_BATCH]
+                (file, *read_photo(file, read)) for file, read in photos[start : start + answers.MAX_BATCH]
             ]
             unreadable += [(file, error) for file, _, error in group if error]
             readable = [(file, data) for file, data, error in group if not error]
@@ -58,7 +58,7 @@ def predict_folder(
                     unreadable.append((answer.name, answer.error))
                 else:
                     rows.append((answer.name, answer.top))
-            progress(STAGE, min(start + predict.MAX_BATCH, total), total)
+            progress(STAGE, min(start + answers.MAX_BATCH, total), total)
     order = {file: position for position, (file, _) in enumerate(photos)}
     unreadable.sort(key=lambda item: order[item[0]])
     return BatchResult(min(top_k, len(predictor.class_names)), rows, unreadable)

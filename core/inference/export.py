@@ -6,7 +6,8 @@ Everything goes to the run's `export/` folder (core.runs.layout names every file
 - `savedmodel/`: a TensorFlow SavedModel for TF Serving, whose `serving_default`
   signature takes `images`, float32 [batch, H, W, 3] raw 0-255 RGB, and returns
   `probabilities`, float32 [batch, classes];
-- `model.tflite`: the same model for TensorFlow Lite / LiteRT, float32;
+- `model.tflite`: the same model for TensorFlow Lite / LiteRT, float32 (a copy of the
+  run's own LiteRT copy when it has a current one: `write_lite_model`);
 - `model_quantized.tflite`: dynamic-range quantized (int8 weights, float
   input and output), about a quarter of the size;
 - `labels.txt`: the class names, one a line, in output order.

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import core.inference.predict
+import core.predictions.answers
 from core.errors import BadInputError, NotFoundError
 from core.inference.batch import predict_folder, write_predictions_csv
 from core.inference.predict import Predictor
@@ -111,7 +111,7 @@ def test_a_source_that_is_neither_folder_nor_zip_is_one_sentence(predictor, tmp_
 
 
 def test_photos_go_through_the_model_in_batches_with_progress(predictor, tmp_path, monkeypatch):
-    monkeypatch.setattr(core.inference.predict, "MAX_BATCH", 4)
+    monkeypatch.setattr(core.predictions.answers, "MAX_BATCH", 4)
     for number in range(9):
         save_image(tmp_path / "many" / f"{number}.jpg", (20 * number, 100, 100))
     batches, seen = [], []
