@@ -41,6 +41,7 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT = {"width": 1440, "height": 1600}
 HEALTH_POLL_S = 0.05
+CANCELLED_RUN_END_S = 180  # how long a cancelled run may take to save its best epoch and end
 
 # True once the page `title` (an st.title in the main area, not a stale copy) is on screen, the
 # sidebar's navigation is drawn and Streamlit has finished running the script.
@@ -325,8 +326,10 @@ def training(command: list[str], workspace: Path, log: Path, timeout: float) -> 
     finally:
         with contextlib.suppress(Exception):
             store.request_cancel(run_id)
+        # A cancelled run still saves its best epoch, converts it for LiteRT and evaluates it (tens of
+        # seconds for ResNet50V2): measuring on while that runs would time the machine, not the dashboard.
         try:
-            process.wait(timeout=30)
+            process.wait(timeout=CANCELLED_RUN_END_S)
         except subprocess.TimeoutExpired:
             stop_group(process.pid, process)
 

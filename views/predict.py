@@ -4,10 +4,10 @@ The page draws its run picker and uploader without TensorFlow. Choosing a run st
 its model in the background (ui.engine: the engine's import first, then the model and its
 Grad-CAM, each traced once on a blank image). Until the model is loaded, photos are answered by
 the run's LiteRT copy (core.predictions.lite: no TensorFlow, a fraction of a second), so even a
-fresh server's first photo is answered at once. All the
-photos go through the model in one batch and their top-5 are drawn first; then, beside each, a
-Grad-CAM overlay shows where the model looked for the top breed (or any other class picked under
-it), each in a fragment of its own, so picking a class redraws only that photo's overlay.
+fresh server's first photo is answered at once. All the photos go through the model in one
+batch and their top-5 are drawn first; then, beside each, a Grad-CAM overlay shows where the
+model looked for the top breed (or any other class picked under it), each in a fragment of its
+own, so picking a class redraws only that photo's overlay.
 Many photos at once (a zip or a folder, to a CSV and a gallery) have a section of their own
 (ui.batch_predict).
 """
@@ -210,7 +210,7 @@ model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exi
 # From now on in the background: the model, then Grad-CAM on it (traced once, its slow part).
 loading = model_loading(*model_key, store, engine.start())
 gradcam = explainer_loading(*model_key, loading)
-lite = lite_model(*model_key)
+lite = None if loading.ready() else lite_model(*model_key)  # answers only until the model has loaded
 batch_predict.section(loading, model_key, TOP_K)
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")
