@@ -24,6 +24,7 @@ from core.inference.export import (
     export_run,
     float32_model,
     tflite_probabilities,
+    write_lite_model,
 )
 from core.model.classifier import build_model, load_model
 from core.runs.store import RunStore
@@ -142,6 +143,22 @@ def test_exporting_again_replaces_the_artifact_and_leaves_no_staging(run, export
     assert path == exported["keras"] and load_model(path) is not None
     assert not [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
     assert calls and calls[-1][1] == calls[-1][2]  # the last report says done
+
+
+def test_a_float_tflite_export_copies_the_runs_current_lite_copy(run, exported, monkeypatch) -> None:
+    import core.inference.export as export
+
+    write_lite_model(load_model(run.paths.model), run.paths)
+    try:
+        monkeypatch.setattr(export, "load_model", lambda path: pytest.fail("converted again"))
+        path = export_run(run.store, run.id, "tflite")
+        assert path.read_bytes() == run.paths.lite_model.read_bytes()
+        later = run.paths.lite_model.stat().st_mtime_ns + 1_000_000_000
+        os.utime(run.paths.model, ns=(later, later))  # a copy older than the model is not used
+        with pytest.raises(pytest.fail.Exception, match="converted again"):
+            export_run(run.store, run.id, "tflite")
+    finally:
+        run.paths.lite_model.unlink()  # the module's run as the other tests expect it
 
 
 def test_a_folder_artifact_is_swapped_whole(tmp_path) -> None:
