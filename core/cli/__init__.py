@@ -37,6 +37,7 @@ COMMANDS = {
     "evaluate": commands.cmd_evaluate,
     "predict": commands.cmd_predict,
     "export": commands.cmd_export,
+    "lite-copy": commands.cmd_lite_copy,
     "report": report.cmd_report,
     "label-issues": curation.cmd_label_issues,
     "runs": commands.cmd_runs,

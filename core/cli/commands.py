@@ -156,6 +156,20 @@ def cmd_export(args) -> int:
     return EXIT_OK
 
 
+def cmd_lite_copy(args) -> int:
+    from core.inference.export import runs_without_lite_copy, write_run_lite_model
+
+    store = store_of(args)
+    run_ids = args.run or runs_without_lite_copy(store)
+    if not run_ids:
+        print("Every finished run has its LiteRT copy.")
+    for run_id in run_ids:
+        print(f"run {run_id}: converting its model for LiteRT…", flush=True)
+        path = write_run_lite_model(store, run_id)
+        print(f"run {run_id}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return EXIT_OK
+
+
 def cmd_runs(args) -> int:
     records = store_of(args).list()
     if args.json:

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core", description="PetLab: transfer learning for pet breeds.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     adders = (_add_data, _add_train, _add_experiments, _add_finetune, _add_run_commands, _add_export)
-    for add in (*adders, add_report_parser, add_label_issues_parser, _add_housekeeping):
+    for add in (*adders, _add_lite_copy, add_report_parser, add_label_issues_parser, _add_housekeeping):
         add(commands)
     for command in commands.choices.values():
         command.add_argument(
@@ -242,6 +242,20 @@ def _add_export(commands) -> None:
     )
     p.add_argument(
         "--quantize", action="store_true", help="tflite only: dynamic-range quantized, about 4x smaller"
+    )
+
+
+def _add_lite_copy(commands) -> None:
+    p = commands.add_parser(
+        "lite-copy",
+        help="write finished runs' LiteRT copies (the dashboard's first answers) where they are missing",
+    )
+    p.add_argument(
+        "--run",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="this run (repeat for more); default: every finished run without a current copy",
     )
 
 

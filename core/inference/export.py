@@ -234,6 +234,26 @@ def convert_to_tflite(saved_model: Path, quantize: bool = False) -> bytes:
         ) from None
 
 
+def runs_without_lite_copy(store: RunStore) -> list[int]:
+    """Finished runs with a model but no current LiteRT copy (trained before runs kept one, or with
+    PETLAB_LITE_COPY=0), oldest first."""
+    missing: list[int] = []
+    for record in store.list():
+        paths = store.paths(record.id)
+        finished = record.status == "done" and not record.broken and paths.model.is_file()
+        if finished and not lite_model_current(paths):
+            missing.append(record.id)
+    return sorted(missing)
+
+
+def write_run_lite_model(store: RunStore, run_id: int) -> Path:
+    """Write a finished run's LiteRT copy from its model.keras, as the run would have when it ended."""
+    paths = _finished_run(store, run_id)
+    path = write_lite_model(load_model(paths.model), paths)
+    keras.backend.clear_session()  # the next run's conversion starts from a clean graph
+    return path
+
+
 # -- running a .tflite file ---------------------------------------------------------------
 
 

@@ -217,6 +217,26 @@ def test_cli_errors_are_one_line_and_exit_2(run, capsys, args, message) -> None:
     assert message in err and len(err.strip().splitlines()) == 1
 
 
+def test_cli_lite_copy_writes_each_missing_copy_once(run, capsys) -> None:
+    from core.predictions.lite import lite_model_current
+
+    queued = run.store.create("head", {"train": {"backbone": "mobilenetv2"}})  # no model: never copied
+    workspace = ["--workspace", str(run.workspace)]
+    try:
+        assert cli.main(["lite-copy", *workspace]) == cli.EXIT_OK
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == f"run {run.id}: converting its model for LiteRT…" and len(lines) == 2
+        assert lines[1].startswith(f"run {run.id}: {run.paths.lite_model} (")
+        assert lite_model_current(run.paths)
+        assert np.allclose(tflite_probabilities(run.paths.lite_model, run.images), run.expected, atol=1e-3)
+        assert cli.main(["lite-copy", *workspace]) == cli.EXIT_OK
+        assert capsys.readouterr().out.strip() == "Every finished run has its LiteRT copy."
+        assert cli.main(["lite-copy", "--run", str(queued), *workspace]) == cli.EXIT_BAD_INPUT
+        assert f"Run {queued} is queued" in capsys.readouterr().err
+    finally:
+        run.paths.lite_model.unlink(missing_ok=True)  # the module's run as the other tests expect it
+
+
 def test_cli_rejects_an_unknown_format(run, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["export", "--run", str(run.id), "--format", "onnx", "--workspace", str(run.workspace)])
