@@ -79,10 +79,16 @@ def train_head(run: TrainingRun) -> tuple[str, dict]:
 
 def curation_metrics(run: TrainingRun, curation: Curation | None) -> dict:
     """Say what a curated run trains on; its counts for the run's metrics ({} when not curated)."""
+    if curation is not None:
+        run.say(f"run {run.id}: trains on curated data: {describe_counts(curation.counts())}")
+    return curation_counts(curation)
+
+
+def curation_counts(curation: Curation | None) -> dict:
+    """A curated run's counts, for its metrics (the runs table shows them); {} when not curated."""
     if curation is None:
         return {}
     counts = curation.counts()
-    run.say(f"run {run.id}: trains on curated data: {describe_counts(counts)}")
     return {"curated_relabelled": counts["relabelled"], "curated_excluded": counts["excluded"]}
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from core import config as cfg
 from core.catalog.augmentations import is_flip_only
 from core.catalog.backbones import default_image_size, get_backbone
+from core.curation.marks import Curation
 from core.errors import BadInputError
 from core.inference.evaluate import classification_report
 from core.progress import ProgressCallback, no_progress
@@ -36,7 +37,8 @@ class HeadFeatures:
 
     `config` and `train` are the data and head-training configs they were computed for (the
     image size resolved); `views` the training images' features (and their mirror images' with
-    the flip); `part` the model they came from, whose backbone every new head shares.
+    the flip); `part` the model they came from, whose backbone every new head shares; `curation`
+    the label marks applied to the training and validation rows (None: labels as given).
     """
 
     config: cfg.DataConfig
@@ -46,6 +48,7 @@ class HeadFeatures:
     part: FrozenPart
     views: tuple[np.ndarray, ...]
     validation: np.ndarray
+    curation: Curation | None = None
 
     @property
     def num_classes(self) -> int:
@@ -114,7 +117,7 @@ def load_head_features(
         )
     train = dataclasses.replace(train, image_size=default_image_size(backbone.name, train.image_size))
     keras.utils.set_random_seed(train.seed)
-    source, arrays, _ = load_training_arrays(data_config, workspace, train.image_size, progress)
+    source, arrays, curation = load_training_arrays(data_config, workspace, train.image_size, progress)
     data = RunData(source, arrays)  # curated (DataConfig.curation): the features are the kept rows
     part = FrozenPart(*_reference_model(train, len(data.class_names)))
     cache = FeatureCache(workspace)
@@ -124,4 +127,4 @@ def load_head_features(
         return np.asarray(cache.get(part, images, data.fingerprint, split, view, progress=progress))
 
     views = (features("train"),) + ((features("train", "flipped"),) if is_flip_only(train.augment) else ())
-    return HeadFeatures(data_config, train, data, cache, part, views, features("validation"))
+    return HeadFeatures(data_config, train, data, cache, part, views, features("validation"), curation)

@@ -37,7 +37,7 @@ from core.training.artifacts import save_artifacts, write_evaluation
 from core.training.callbacks import Printer
 from core.training.feature_cache import head_model
 from core.training.fit import TrainingRun, fit
-from core.training.head import head_plan
+from core.training.head import curation_counts, head_plan
 from core.training.head_features import HeadFeatures, load_head_features
 
 NewRun = Callable[[dict], int]  # makes a running run for a member's config; returns its id
@@ -169,6 +169,7 @@ def _train_member(
     except BaseException as exc:
         store.finish(run_id, "failed", error=_failure(exc))
         raise
+    metrics |= curation_counts(features.curation)  # the winner's run inherits them
     store.finish(run_id, status, metrics)
     return Member(index, settings, run_id, config, status, store.history(run_id), metrics), model
 

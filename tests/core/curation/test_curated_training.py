@@ -192,3 +192,20 @@ def test_experiments_train_on_the_curated_rows_of_the_cached_features(workspace,
         np.testing.assert_array_equal(curated_view, whole[train_rows])
     np.testing.assert_array_equal(features.validation, plain.validation[val_rows])
     assert features.cache.computed == 0  # every feature came from the cache
+
+
+def test_a_sweep_on_curated_data_records_its_counts_on_its_members_and_winner(workspace, flipped) -> None:
+    from core.runs.requests import queue_sweep
+    from core.tables.runs import curation_label
+
+    mark_flipped(workspace, flipped)
+    store = RunStore(workspace)
+    train = dataclasses.replace(flipped.train, epochs=1)
+    sweep_id = queue_sweep(store, flipped.data, train, [{"lr": 1e-2}, {"lr": 1e-3}])
+    run_queue(store, say=lambda line: None)
+    assert store.get(sweep_id).status == "done"
+    runs = [r for r in store.list() if r.parent == sweep_id]
+    assert sorted(r.kind for r in runs) == ["head", "member", "member"]  # the winner promoted to a head run
+    digest = store.get(sweep_id).data.curation
+    assert digest is not None
+    assert {curation_label(r) for r in runs} == {f"curated {digest[:8]}: 2 relabelled, 2 excluded"}
