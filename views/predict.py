@@ -14,6 +14,7 @@ Many photos at once (a zip or a folder, to a CSV and a gallery) have a section o
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -63,8 +64,11 @@ def ready_predictor(store: RunStore, run_id: int, engine_loading: engine.Loading
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def lite_model(workspace: str, run_id: int, model_mtime: float) -> LitePredictor | None:
-    """The run's LiteRT predictor, or None (no LiteRT, no current copy, or a copy it cannot read)."""
+def lite_model(workspace: str, run_id: int, model_mtime: float, copy_mtime: float) -> LitePredictor | None:
+    """The run's LiteRT predictor, or None (no LiteRT, no current copy, or a copy it cannot read).
+
+    Keyed by the copy's time too: a copy written while the server runs (`python -m core lite-copy`) is used.
+    """
     try:
         return lite_predictor(RunPaths.of(workspace, run_id))
     except Exception:  # a damaged copy: the Keras model answers, as for a run without one
@@ -194,6 +198,11 @@ def opacity_slider() -> None:
     )
 
 
+def file_time(path: Path) -> float:
+    """The file's modification time, 0 when it is missing: what names its version in the caches."""
+    return path.stat().st_mtime if path.exists() else 0.0
+
+
 def choose_run(store: RunStore) -> RunRecord:
     record, _ = widgets.pick_finished_run(
         store, "Model", "predict_run", "There is no finished run yet: train one on the Training page first."
@@ -205,12 +214,13 @@ st.title("Predict")
 store = state.store()
 record = choose_run(store)
 items = photos()
-model = store.paths(record.id).model
-model_key = (str(store.workspace), record.id, model.stat().st_mtime if model.exists() else 0.0)
+paths = store.paths(record.id)
+model_key = (str(store.workspace), record.id, file_time(paths.model))
 # From now on in the background: the model, then Grad-CAM on it (traced once, its slow part).
 loading = model_loading(*model_key, store, engine.start())
 gradcam = explainer_loading(*model_key, loading)
-lite = None if loading.ready() else lite_model(*model_key)  # answers only until the model has loaded
+# The LiteRT copy answers only until the model has loaded.
+lite = None if loading.ready() else lite_model(*model_key, file_time(paths.lite_model))
 batch_predict.section(loading, model_key, TOP_K)
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")

@@ -319,7 +319,10 @@ def test_a_folder_inside_the_data_roots_is_predicted_and_one_outside_is_refused(
 
 
 def test_the_first_photos_are_answered_by_the_lite_copy_while_the_model_loads(trained_copy, monkeypatch):
-    """The Keras model's load is held until the LiteRT copy has answered; then later photos use Keras."""
+    """The Keras model's load is held until the LiteRT copy has answered; then later photos use Keras.
+
+    The copy is written after the page was first drawn (as `python -m core lite-copy` would): it is used.
+    """
     import threading
 
     import core.inference.predict
@@ -327,7 +330,7 @@ def test_the_first_photos_are_answered_by_the_lite_copy_while_the_model_loads(tr
     from core.inference.export import write_lite_model
 
     paths = RunPaths.of(trained_copy, 1)
-    write_lite_model(core.inference.predict.Predictor(paths).model, paths)
+    model = core.inference.predict.Predictor(paths).model
     answered: list[tuple[str, list[str]]] = []
     lite_answered = threading.Event()
 
@@ -353,6 +356,7 @@ def test_the_first_photos_are_answered_by_the_lite_copy_while_the_model_loads(tr
     monkeypatch.setattr(core.inference.predict.Predictor, "for_run", classmethod(held_for_run))
     at = start_app()
     open_page(at, "predict")
+    write_lite_model(model, paths)
     at.file_uploader(key="predict_upload").set_value([("cat.png", png_bytes(), "image/png")]).run()
     assert not at.exception
     assert answered == [("lite", ["cat.png"])]
