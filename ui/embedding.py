@@ -220,6 +220,6 @@ def run_source(record: RunRecord) -> DataSource | None:
     with errors.shown(hint="The map is still shown; its photos need the run's images."):
         check_run_data(record)
         with st.spinner("Opening the run's images…"):
-            # The same opened source as the hover thumbnails' (core.embeddings.photos).
-            return photos.source_slot(record.data, state.workspace()).open(download=False)
+            # The same opened source as the hover thumbnails' (core.embeddings.photos) and the pages'.
+            return dataset_tables.source_slot(record.data, state.workspace()).open(download=False)
     return None

@@ -23,6 +23,7 @@ from core.data.roots import data_roots as _data_roots
 from core.data.roots import redact_paths, resolve_within_roots
 from core.errors import PetLabError
 from core.runs.store import RunStore
+from core.tables import dataset as dataset_tables
 from core.tables.dataset import SourceSlot
 from core.workspace import resolve_workspace
 
@@ -65,19 +66,13 @@ def store() -> RunStore:
     return _store(str(workspace()))
 
 
-@st.cache_resource(show_spinner=False)
-def _source_slot(kind: str, path: str, workspace_path: str) -> SourceSlot:
-    return SourceSlot(cfg.DataConfig(source=kind, path=path or None), Path(workspace_path))
-
-
 def source_slot(data: cfg.DataConfig | None = None) -> SourceSlot:
-    """The shared, lazily opened data source for (kind, path, workspace).
+    """The shared, lazily opened data source of `data` (default: the sidebar's), in this workspace.
 
     Raises BadInputError when the sidebar's path lies outside the data roots.
     """
     check_data_path()
-    data = data or data_config()
-    return _source_slot(data.source, data.path or "", str(workspace()))
+    return dataset_tables.source_slot(data or data_config(), workspace())
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -88,11 +83,10 @@ def load_example(_source: DataSource, key: tuple, split: str, index: int) -> tup
     return image, label, _source.item_name(split, index)
 
 
-def forget_source(data: cfg.DataConfig | None = None) -> None:
-    """Drop the opened source and the example images read from it, so the next use reads the folder
-    (or dataset) again."""
-    data = data or data_config()
-    _source_slot.clear(data.source, data.path or "", str(workspace()))
+def forget_source() -> None:
+    """Drop the opened sources and the example images read from them, so the next use reads the
+    folder (or dataset) again (the sources not shown now are opened again when next used)."""
+    dataset_tables.forget_source_slots()
     load_example.clear()  # keyed by the source's settings, not its contents: all of them may be stale
 
 

@@ -1,7 +1,7 @@
 """The photos of a map's points: for the Embedding map page and its hover thumbnails. No TensorFlow.
 
 A map's row names one image of the run's data: its split, index and file name (core.embeddings.maps).
-The image comes from the run's data source opened for browsing (core.tables.dataset.SourceSlot: a
+The image comes from the run's data source opened for browsing (core.tables.dataset.source_slot: a
 prepared reference dataset is read through the original files tfds extracted), opened at most once
 per process and shared by the page and the server's thumbnail route (ui.map_photos). A photo is
 given only while the example still has the file name the map recorded, so a map never shows
@@ -19,22 +19,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from core.config import DataConfig
 from core.data.roots import resolve_within_roots
 from core.embeddings.maps import read_map
 from core.errors import NotFoundError
 from core.runs.records import EMBEDDING, RunRecord
 from core.runs.store import RunStore
-from core.tables.dataset import SourceSlot, example_thumbnail
+from core.tables.dataset import example_thumbnail, source_slot
 
 THUMBNAIL_SIDE = 160  # px, square: the page's gallery and the hover tooltip
 JPEG_QUALITY = 82
-
-
-@lru_cache(maxsize=4)
-def source_slot(data: DataConfig, workspace: Path) -> SourceSlot:
-    """The data source of `data`, opened (lazily, once) for browsing; the last 4 are kept."""
-    return SourceSlot(data, Path(workspace))
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:

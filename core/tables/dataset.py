@@ -5,8 +5,10 @@ Plain Python (numpy, pandas, Pillow): no Streamlit, no TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +57,29 @@ class SourceSlot:
                     download=download,
                 )
             return self._source
+
+
+def source_slot(data: DataConfig, workspace: Path) -> SourceSlot:
+    """The data source of `data`, opened lazily and at most once per process for browsing.
+
+    One for the dashboard's pages and for its thumbnail route (ui.map_photos, outside any page),
+    the last SOURCE_SLOTS kept. The label curation is not part of the key: it changes what a run
+    trains on, not what the source holds.
+    """
+    return _source_slot(dataclasses.replace(data, curation=None), Path(workspace))
+
+
+SOURCE_SLOTS = 8
+
+
+@lru_cache(maxsize=SOURCE_SLOTS)
+def _source_slot(data: DataConfig, workspace: Path) -> SourceSlot:
+    return SourceSlot(data, workspace)
+
+
+def forget_source_slots() -> None:
+    """Drop every opened source: the next use lists its folder (or reads its dataset) again."""
+    _source_slot.cache_clear()
 
 
 def headline_counts(description: dict) -> dict[str, int]:

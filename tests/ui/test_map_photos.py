@@ -26,11 +26,11 @@ from PIL import Image
 from starlette.applications import Starlette
 
 from core.config import DataConfig
-from core.embeddings import photos
 from core.embeddings.maps import read_map
 from core.embeddings.photos import THUMBNAIL_SIDE
 from core.runs.records import LABEL_ISSUES
 from core.runs.store import RunStore
+from core.tables.dataset import forget_source_slots
 from tests.conftest import PET_BREEDS, REPO
 from tests.views.test_embedding import map_job
 from ui import map_photos
@@ -151,7 +151,7 @@ def test_no_photo_of_another_image_when_the_data_changed_since_the_map(maps, pho
     assert get(photo_url(train, 3))[0] == 200
     frame = read_map(store.paths(train).embedding)
     (photos_folder / frame["class_name"].iloc[3] / frame["item"].iloc[3]).unlink()
-    photos.source_slot.cache_clear()  # as after a server restart: the folder is listed anew
+    forget_source_slots()  # as after a server restart: the folder is listed anew
     assert get(photo_url(train, 3))[0] == 404  # row 3's index now names another file
 
 
