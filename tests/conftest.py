@@ -7,7 +7,7 @@ import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported anywhere
 # Runs keep no LiteRT copy of their model (seconds each); the tests of the copy turn it on (`lite_copies`).
-os.environ["PETLAB_LITE_COPY"] = "0"
+os.environ.setdefault("PETLAB_LITE_COPY", "0")
 
 import zlib
 from pathlib import Path

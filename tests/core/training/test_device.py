@@ -103,9 +103,11 @@ train = cfg.TrainConfig(backbone="mobilenetv3small", weights="none", image_size=
 run_id = queue_head_run(store, data, train)
 run_queue(store, say=lambda line: None)
 run = store.get(run_id)
+from core.predictions.lite import lite_model_current
 
 print(json.dumps({
     "run": [run.status, run.error, [row["loss"] for row in store.history(run_id)]],
+    "lite_copy": lite_model_current(store.paths(run_id)),
     "strategy": type(strategy).__name__,
     "same_instance": distribution_strategy() is strategy,
     "replicas": replicas,
@@ -126,6 +128,7 @@ print(json.dumps({
 def test_mirrored_strategy_trains_a_petlab_model_on_two_logical_cpus() -> None:
     """Also catches a head BatchNorm that normalizes per replica instead of over the global batch."""
     env = os.environ | {device.DEVICES_ENV: "/cpu:0,/cpu:1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PETLAB_LITE_COPY"] = "1"  # the run's end converts a model whose variables are mirrored
     env.pop("TF_CONFIG", None)
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT],
@@ -151,6 +154,7 @@ def test_mirrored_strategy_trains_a_petlab_model_on_two_logical_cpus() -> None:
     status, error, losses = facts["run"]  # a real head run, batch 7 -> 8
     assert status == "done", error
     assert len(losses) == 2 and all(np.isfinite(losses))
+    assert facts["lite_copy"]
     assert facts["describe"] == f"CPU ({os.cpu_count()} cores), mirrored over /cpu:0, /cpu:1"
 
 
