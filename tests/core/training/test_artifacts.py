@@ -22,6 +22,17 @@ def test_a_finished_run_leaves_a_current_lite_copy_that_answers_as_its_model(wor
     assert [name for name, _ in lite.top] == [name for name, _ in keras.top]
 
 
+def test_a_fine_tuning_run_leaves_its_own_current_lite_copy(trained_copy, lite_copies):
+    from core.config import FinetuneConfig
+    from core.runs.requests import queue_finetune_run
+
+    store = RunStore(trained_copy)
+    tune = queue_finetune_run(store, 1, FinetuneConfig(epochs=1, lr=1e-4))
+    run_queue(store, say=lambda line: None)
+    assert store.get(tune).status == "done"
+    assert lite_model_current(store.paths(tune)) and not store.paths(1).lite_model.exists()
+
+
 def test_petlab_lite_copy_0_keeps_no_copy(trained):
     """The tests' default (tests/conftest.py), and a person's choice to save the disk space."""
     paths = RunStore(trained).paths(1)
