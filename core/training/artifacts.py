@@ -21,16 +21,16 @@ from core.workspace import atomic_path, atomic_write_json
 
 
 def save_artifacts(run: TrainingRun, model: keras.Model, class_names: list[str]) -> None:
-    """The full model, its class names, the run's config and its per-epoch history."""
+    """The full model, its class names, the run's config, its per-epoch history and the LiteRT copy."""
     paths = run.paths
     paths.create()
     with atomic_path(paths.model) as tmp:
         model.save(tmp)
     atomic_write_json(paths.class_names, class_names)
-    save_lite_model(run, model)
     record = run.record
     atomic_write_json(paths.config, {"kind": record.kind, "parent": record.parent, **record.config})
     atomic_write_json(paths.history, run.store.history(record.id))
+    save_lite_model(run, model)  # last: the slow one, and the only one a run can do without
 
 
 def write_evaluation(run: TrainingRun, report: dict) -> dict:
