@@ -75,6 +75,15 @@ def lite_model(workspace: str, run_id: int, model_mtime: float, copy_mtime: floa
         return None
 
 
+def lite_until_loaded(loading: engine.Loading[Predictor], copy_key: tuple) -> LitePredictor | None:
+    """The run's LiteRT predictor while its Keras model loads; None once it has (the copy's memory,
+    0.2 GB for ResNet50V2, is then freed: the Keras model answers from now on)."""
+    if loading.ready():
+        lite_model.clear(*copy_key)
+        return None
+    return lite_model(*copy_key)
+
+
 def answering(loading: engine.Loading[Predictor], lite: LitePredictor | None, run_id: int) -> PhotoPredictor:
     """The Keras predictor once it is loaded; until then the LiteRT copy, or a wait for the Keras one."""
     if lite is not None and not loading.ready():
@@ -219,12 +228,7 @@ model_key = (str(store.workspace), record.id, file_time(paths.model))
 # From now on in the background: the model, then Grad-CAM on it (traced once, its slow part).
 loading = model_loading(*model_key, store, engine.start())
 gradcam = explainer_loading(*model_key, loading)
-copy_key = (*model_key, file_time(paths.lite_model))
-if loading.ready():  # the Keras model answers from now on: free the copy (0.2 GB for ResNet50V2)
-    lite_model.clear(*copy_key)
-    lite = None
-else:
-    lite = lite_model(*copy_key)
+lite = lite_until_loaded(loading, (*model_key, file_time(paths.lite_model)))
 batch_predict.section(loading, model_key, TOP_K)
 if not items:
     st.caption("Upload one or more photos (jpg, png, webp, …) or take one with the camera.")
