@@ -88,12 +88,10 @@ def in_a_fresh_process(code: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def trained_in_a_fresh_process(path: Path, backbone: str = "mobilenetv2", size: int = 32) -> Path:
-    """`tiny_trained_model(backbone, size)` trained in a new interpreter (`in_a_fresh_process`), saved."""
-    in_a_fresh_process(
-        "from tests.tiny_models import tiny_trained_model\n"
-        f"tiny_trained_model({backbone!r}, {size}).save({str(path)!r})\n"
-    )
+def saved_in_a_fresh_process(path: Path, maker: str, *args) -> Path:
+    """`maker(*args)` (a function of this module that returns a model) run in a new interpreter
+    (`in_a_fresh_process`), its model saved to `path` (.keras)."""
+    in_a_fresh_process(f"from tests.tiny_models import {maker}\n{maker}(*{args!r}).save({str(path)!r})\n")
     return path
 
 
@@ -103,15 +101,6 @@ def calibrated_model(backbone: str, size: int) -> keras.Model:
     model = build_model(get_backbone(backbone), len(CLASS_NAMES), size, weights=None)
     calibrate_batchnorm(model, colour_images(48, size)[0])
     return model
-
-
-def calibrated_in_a_fresh_process(path: Path, backbone: str = "mobilenetv3small", size: int = 64) -> Path:
-    """`calibrated_model(backbone, size)` made in a new interpreter (`in_a_fresh_process`), saved."""
-    in_a_fresh_process(
-        "from tests.tiny_models import calibrated_model\n"
-        f"calibrated_model({backbone!r}, {size}).save({str(path)!r})\n"
-    )
-    return path
 
 
 def save_done_run(store: RunStore, model: keras.Model, class_names: list[str] = CLASS_NAMES) -> int:

@@ -43,6 +43,7 @@ from core.predictions.lite import lite_model_current
 from core.progress import ProgressCallback, no_progress
 from core.runs.layout import EXPORT_FORMATS, RunPaths
 from core.runs.store import RunStore
+from core.tables.runs import predictable_runs
 from core.workspace import read_json
 
 FORMATS = EXPORT_FORMATS
@@ -237,13 +238,7 @@ def convert_to_tflite(saved_model: Path, quantize: bool = False) -> bytes:
 def runs_without_lite_copy(store: RunStore) -> list[int]:
     """Finished runs with a model but no current LiteRT copy (trained before runs kept one, or with
     PETLAB_LITE_COPY=0), oldest first."""
-    missing: list[int] = []
-    for record in store.list():
-        paths = store.paths(record.id)
-        finished = record.status == "done" and not record.broken and paths.model.is_file()
-        if finished and not lite_model_current(paths):
-            missing.append(record.id)
-    return sorted(missing)
+    return sorted(r.id for r in predictable_runs(store) if not lite_model_current(store.paths(r.id)))
 
 
 def write_run_lite_model(store: RunStore, run_id: int) -> Path:

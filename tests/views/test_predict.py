@@ -77,10 +77,13 @@ def explainable(workspace) -> Path:
     import keras
     import streamlit as st
 
-    from tests.tiny_models import calibrated_in_a_fresh_process, save_done_run
+    from tests.tiny_models import save_done_run, saved_in_a_fresh_process
 
     st.cache_resource.clear()  # models and Grad-CAM objects other tests' servers left in this process
-    model = keras.saving.load_model(calibrated_in_a_fresh_process(workspace.parent / "calibrated.keras"))
+    saved = saved_in_a_fresh_process(
+        workspace.parent / "calibrated.keras", "calibrated_model", "mobilenetv3small", 64
+    )
+    model = keras.saving.load_model(saved)
     store = RunStore(workspace)
     save_done_run(store, model)
     store.close()

@@ -29,7 +29,7 @@ from core.inference.export import (
 from core.model.classifier import build_model, load_model
 from core.runs.store import RunStore
 from tests.conftest import REPO
-from tests.tiny_models import CLASS_NAMES, colour_images, save_done_run, trained_in_a_fresh_process
+from tests.tiny_models import CLASS_NAMES, colour_images, save_done_run, saved_in_a_fresh_process
 
 ROOT = REPO
 SIZE = 32
@@ -41,7 +41,9 @@ def run(tmp_path_factory) -> SimpleNamespace:
     workspace = tmp_path_factory.mktemp("export") / "workspace"
     store = RunStore(workspace)
     # The same model whatever ran before in this process: the comparisons below are to rounding.
-    model = load_model(trained_in_a_fresh_process(workspace.parent / "tiny.keras", "mobilenetv2", SIZE))
+    model = load_model(
+        saved_in_a_fresh_process(workspace.parent / "tiny.keras", "tiny_trained_model", "mobilenetv2", SIZE)
+    )
     run_id = save_done_run(store, model)
     images, _ = colour_images(24, SIZE, seed=1)
     expected = np.asarray(model(images, training=False))

@@ -22,23 +22,15 @@ from core.predictions.lite import LitePredictor, lite_model_current, lite_predic
 from core.runs.layout import RunPaths
 from core.runs.store import RunStore
 from tests.apptest import jpeg_bytes, png_bytes
-from tests.tiny_models import calibrated_model, colour_images, save_done_run
+from tests.tiny_models import COLORS, calibrated_model, save_done_run
 
 SIZE = 32
 
 
 def photos() -> list[tuple[str, bytes]]:
-    """Photos of each class colour and two more, as uploads."""
-    from io import BytesIO
-
-    from PIL import Image
-
-    items = [("red.png", png_bytes()), ("blue.jpg", jpeg_bytes())]
-    for number, image in enumerate(colour_images(3, 48, seed=3)[0]):
-        buffer = BytesIO()
-        Image.fromarray(image.astype(np.uint8)).save(buffer, format="PNG")
-        items.append((f"colour{number}.png", buffer.getvalue()))
-    return items
+    """A photo of each class colour and a flat blue one, as uploads."""
+    shaded = [(f"colour{n}.png", png_bytes(tuple(int(c) for c in colour))) for n, colour in enumerate(COLORS)]
+    return [*shaded, ("blue.jpg", jpeg_bytes())]
 
 
 def finished_run(workspace, backbone: str, lite: bool = True):
